@@ -1,0 +1,7 @@
+"""CoCosNet v2: full-resolution correspondence learning for exemplar-based image translation."""
+
+from .models import CoCosNetCorrespondence, CoCosNetTranslator, CorrespondenceOutput
+
+__version__ = "0.1.0"
+
+__all__ = ["CoCosNetCorrespondence", "CoCosNetTranslator", "CorrespondenceOutput", "__version__"]

@@ -1,0 +1,225 @@
+"""Convert the published CoCosNet v2 checkpoints into our components (SPEC §9).
+
+Reads ``latest_net_Corr.pth`` / ``latest_net_G.pth`` (``torch.load(weights_only=True)``,
+never unpickling arbitrary objects) or the same state dicts as ``.safetensors``, folds
+spectral normalisation, renames the keys and loads them strictly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from .models import CoCosNetCorrespondence, CoCosNetTranslator
+
+__all__ = [
+    "CheckpointError",
+    "load_state_dict",
+    "fold_spectral_norm",
+    "map_correspondence_keys",
+    "map_translator_keys",
+    "infer_config",
+    "convert_state_dicts",
+    "convert_checkpoints",
+    "load_strict",
+]
+
+StateDict = dict[str, torch.Tensor]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not match the architecture."""
+
+
+_SPADE_KEYS = [(r"\.mlp_shared\.1\.", ".mlp_shared.")]
+
+_CORRESPONDENCE_KEYS = [
+    (r"^adaptive_model_seg\.", "structure_encoder."),
+    (r"^adaptive_model_img\.", "exemplar_encoder."),
+    (r"_encoder\.layer1\.0\.", "_encoder.conv_in."),
+    (r"_encoder\.layer([2-5])\.0\.0\.", lambda m: f"_encoder.stages.{int(m[1]) - 2}.conv."),
+    (r"_encoder\.layer([2-5])\.1\.model\.1\.", lambda m: f"_encoder.stages.{int(m[1]) - 2}.res.conv_0."),
+    (r"_encoder\.layer([2-5])\.1\.model\.5\.", lambda m: f"_encoder.stages.{int(m[1]) - 2}.res.conv_1."),
+    (r"_encoder\.layer([2-5])\.1\.relu\.", lambda m: f"_encoder.stages.{int(m[1]) - 2}.res.prelu."),
+    (r"_encoder\.head_0\.", "_encoder.decoder.0."),
+    (r"_encoder\.G_middle_([0-2])\.", lambda m: f"_encoder.decoder.{int(m[1]) + 1}."),
+    (r"^(theta|phi)_([0-9])\.", lambda m: f"{m[1]}.{m[2]}."),
+    (r"^patch_match\.initial_layer\.", "patchmatch.init_hidden."),
+    (r"^patch_match\.refine_net\.", "patchmatch.update."),
+    *_SPADE_KEYS,
+]
+
+_TRANSLATOR_KEYS = [
+    (r"^fc\.", "conv_in."),
+    (r"^head_0\.", "blocks.0."),
+    (r"^G_middle_([01])\.", lambda m: f"blocks.{int(m[1]) + 1}."),
+    (r"^up_([0-3])\.", lambda m: f"blocks.{int(m[1]) + 3}."),
+    (r"^conv_img\.", "conv_out."),
+    *_SPADE_KEYS,
+]
+
+# The residual blocks' PReLU is one module stored under two names (`relu` and `model.3`).
+_SHARED_PRELU_ALIAS = re.compile(r"(.*layer[2-5]\.1\.)model\.3\.weight$")
+
+
+def load_state_dict(path: str | os.PathLike) -> StateDict:
+    """Read a state dict from a ``.pth``/``.pt`` (weights only) or ``.safetensors`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt file, foreign pickle, truncated download…
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    state = dict(state)
+    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def fold_spectral_norm(state: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float64) -> StateDict:
+    """Replace every ``X.weight_orig``/``X.weight_u``/``X.weight_v`` by ``X.weight = W/σ``.
+
+    σ = uᵀ·W·v with the stored u and v (no power iteration), computed in float64 and
+    returned in ``dtype`` (other tensors are cast to ``dtype`` too).
+    """
+    folded: StateDict = {}
+    for key, value in state.items():
+        if key.endswith((".weight_u", ".weight_v")):
+            if key.rsplit(".", 1)[0] + ".weight_orig" not in state:
+                raise CheckpointError(f"spectral-norm vector {key} without its weight_orig")
+            continue
+        if not key.endswith(".weight_orig"):
+            folded[key] = value.to(dtype)
+            continue
+        base = key[: -len("_orig")]
+        try:
+            u, v = state[base + "_u"].double(), state[base + "_v"].double()
+        except KeyError as error:
+            raise CheckpointError(f"spectral-norm weight {key} lacks {error.args[0]}") from None
+        weight = value.double()
+        matrix = weight.reshape(weight.shape[0], -1)
+        if u.shape != (matrix.shape[0],) or v.shape != (matrix.shape[1],):
+            raise CheckpointError(
+                f"spectral-norm vectors of {key} have shapes {tuple(u.shape)}, {tuple(v.shape)}; "
+                f"expected ({matrix.shape[0]},), ({matrix.shape[1]},)"
+            )
+        folded[base] = (weight / torch.dot(u, matrix @ v)).to(dtype)
+    return folded
+
+
+def _rename(state: Mapping[str, torch.Tensor], rules) -> StateDict:
+    renamed: StateDict = {}
+    for key, value in state.items():
+        new = key
+        for pattern, replacement in rules:
+            new = re.sub(pattern, replacement, new)
+        renamed[new] = value
+    return renamed
+
+
+def map_correspondence_keys(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Published ``net_Corr`` keys (spectral norm folded) → :class:`CoCosNetCorrespondence` keys."""
+    state = dict(state)
+    for key in [k for k in state if _SHARED_PRELU_ALIAS.match(k)]:
+        alias = state.pop(key)
+        shared = _SHARED_PRELU_ALIAS.match(key)[1] + "relu.weight"
+        if shared in state and not torch.equal(state[shared], alias):
+            raise CheckpointError(f"{key} and {shared} should hold the same shared PReLU weight but differ")
+        state.setdefault(shared, alias)
+    return _rename(state, _CORRESPONDENCE_KEYS)
+
+
+def map_translator_keys(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Published ``net_G`` keys (spectral norm folded) → :class:`CoCosNetTranslator` keys."""
+    return _rename(state, _TRANSLATOR_KEYS)
+
+
+def infer_config(corr: Mapping[str, torch.Tensor], translator: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Read label channels, nef and ngf off published state dicts (raw or folded)."""
+    try:
+        first = next(corr[k] for k in ("adaptive_model_seg.layer1.0.weight_orig", "adaptive_model_seg.layer1.0.weight") if k in corr)
+        fc = translator["fc.weight"]
+    except (StopIteration, KeyError):
+        raise CheckpointError(
+            "not a CoCosNet v2 checkpoint pair: expected adaptive_model_seg.layer1.0.weight_orig in the "
+            "correspondence (net_Corr) file and fc.weight in the generator (net_G) file"
+        ) from None
+    return {"label_channels": first.shape[1], "nef": first.shape[0], "ngf": fc.shape[0] // 8}
+
+
+def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``model``; any missing, unexpected or mis-shaped key is an error naming it."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if keys:
+            shown = ", ".join(keys[:8]) + (f", … ({len(keys)} in all)" if len(keys) > 8 else "")
+            problems.append(f"{label} keys: {shown}")
+    if problems:
+        raise CheckpointError(f"{what} checkpoint does not match the model ({'; '.join(problems)})")
+    model.load_state_dict(state, strict=True)
+
+
+def convert_state_dicts(
+    corr: Mapping[str, torch.Tensor],
+    translator: Mapping[str, torch.Tensor],
+    *,
+    label_channels: int | None = None,
+    nef: int | None = None,
+    ngf: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[CoCosNetCorrespondence, CoCosNetTranslator]:
+    """Build both components from published state dicts. Unset widths are read off the weights."""
+    found = infer_config(corr, translator)
+    wanted = {"label_channels": label_channels, "nef": nef, "ngf": ngf}
+    for name, value in wanted.items():
+        if value is not None and value != found[name]:
+            raise CheckpointError(
+                f"--{name.replace('_', '-')} {value} does not match the checkpoint, which has {name} = {found[name]}"
+            )
+    correspondence = CoCosNetCorrespondence(label_channels=found["label_channels"], nef=found["nef"])
+    generator = CoCosNetTranslator(label_channels=found["label_channels"], ngf=found["ngf"])
+    torch.nn.Module.to(correspondence, dtype)  # cast before loading, so float64 keeps float64 weights
+    torch.nn.Module.to(generator, dtype)
+    load_strict(correspondence, map_correspondence_keys(fold_spectral_norm(corr, dtype)), "correspondence (net_Corr)")
+    load_strict(generator, map_translator_keys(fold_spectral_norm(translator, dtype)), "translator (net_G)")
+    return correspondence.eval(), generator.eval()
+
+
+def convert_checkpoints(
+    corr_path: str | os.PathLike,
+    translator_path: str | os.PathLike,
+    output_dir: str | os.PathLike | None = None,
+    **kwargs,
+) -> tuple[CoCosNetCorrespondence, CoCosNetTranslator]:
+    """Read, convert and (with ``output_dir``) save both components.
+
+    The folder gets ``correspondence/`` and ``translator/`` subfolders in safetensors.
+    """
+    correspondence, translator = convert_state_dicts(load_state_dict(corr_path), load_state_dict(translator_path), **kwargs)
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        correspondence.save_pretrained(output_dir / "correspondence")
+        translator.save_pretrained(output_dir / "translator")
+    return correspondence, translator

@@ -1,0 +1,109 @@
+"""Building blocks shared by the correspondence and translation networks.
+
+Everything here follows SPEC §2–§3: SPADE with *positional* normalisation, the
+SPADE residual block, the reflect-padded residual block with one shared PReLU,
+and the spectrally normalised convolution (stored folded at inference).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "SNConv2d",
+    "ResBlock",
+    "SPADE",
+    "SPADEResBlock",
+    "positional_norm",
+    "normalize_channels",
+    "resize_nearest",
+    "upsample_bilinear",
+]
+
+
+def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise each pixel over channels: (x − mean) / sqrt(unbiased var + eps)."""
+    mean = x.mean(dim=1, keepdim=True)
+    var = x.var(dim=1, keepdim=True, unbiased=True)
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+def normalize_channels(x: torch.Tensor, center: bool = False, eps: float = 1e-10) -> torch.Tensor:
+    """Divide each pixel's channel vector by (its L2 norm + eps), optionally after centring it."""
+    if center:
+        x = x - x.mean(dim=1, keepdim=True)
+    return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + eps)
+
+
+def resize_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Legacy nearest resize (source index = floor(dst · in/out)), as the published code."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="nearest")
+
+
+def upsample_bilinear(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear ×2 with ``align_corners=True``."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+
+
+class SNConv2d(nn.Conv2d):
+    """A convolution trained under spectral normalisation.
+
+    At inference it is a plain convolution holding the folded weight W_orig/σ
+    (see :func:`pipeline_cocosnet.convert.fold_spectral_norm`). Training code wraps
+    every ``SNConv2d`` with ``torch.nn.utils.parametrizations.spectral_norm``.
+    """
+
+
+class ResBlock(nn.Module):
+    """y = IN(conv(pad(PReLU(IN(conv(pad(x))))))); out = PReLU(x + y), one shared PReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv_0 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
+        self.conv_1 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
+        self.prelu = nn.PReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.prelu(F.instance_norm(self.conv_0(x)))
+        y = F.instance_norm(self.conv_1(y))
+        return self.prelu(x + y)
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive (de)normalisation with positional norm: n·(1+γ(cond)) + β(cond)."""
+
+    def __init__(self, channels: int, cond_channels: int, hidden: int = 128):
+        super().__init__()
+        self.mlp_shared = nn.Conv2d(cond_channels, hidden, 3, padding=1, padding_mode="reflect")
+        self.mlp_gamma = nn.Conv2d(hidden, channels, 3, padding=1, padding_mode="reflect")
+        self.mlp_beta = nn.Conv2d(hidden, channels, 3, padding=1, padding_mode="reflect")
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        actv = F.relu(self.mlp_shared(resize_nearest(cond, x.shape[-2:])))
+        return positional_norm(x) * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+class SPADEResBlock(nn.Module):
+    """SPADE residual block (fin → fout); learned 1×1 shortcut when the width changes."""
+
+    def __init__(self, fin: int, fout: int, cond_channels: int, hidden: int = 128):
+        super().__init__()
+        fmid = min(fin, fout)
+        self.norm_0 = SPADE(fin, cond_channels, hidden)
+        self.conv_0 = SNConv2d(fin, fmid, 3, padding=1, padding_mode="reflect")
+        self.norm_1 = SPADE(fmid, cond_channels, hidden)
+        self.conv_1 = SNConv2d(fmid, fout, 3, padding=1, padding_mode="reflect")
+        self.learned_shortcut = fin != fout
+        if self.learned_shortcut:
+            self.norm_s = SPADE(fin, cond_channels, hidden)
+            self.conv_s = SNConv2d(fin, fout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, cond), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, cond), 0.2))
+        return shortcut + dx

@@ -1,0 +1,112 @@
+"""Matching primitives shared by the dense and PatchMatch levels.
+
+Conventions: matching features θ (structure side) and φ (exemplar side) are
+B×C×h×w with unit-norm, zero-mean channel vectors (SPEC §4). A *candidate* is an
+offset (Δrow, Δcol) per pixel; offsets are stored as B×2×K×h×w (rows first).
+An *index* is a flat exemplar position ``row·w + col`` (B×K×h×w, int64).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+#: Elements (pixels × candidates × channels) gathered per chunk when scoring.
+DEFAULT_GATHER_CHUNK = 1 << 22
+
+
+def matching_dtype(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision matching is too coarse at τ = 0.01: promote fp16/bf16 to float32."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def full_precision(fn):
+    """Run ``fn`` with autocast disabled, so its correlations and softmax stay in float32+."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device = next(a.device.type for a in args if isinstance(a, torch.Tensor))
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def pixel_grid(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column coordinates (h×1 and 1×w) in ``like``'s dtype and device."""
+    rows = torch.arange(h, dtype=like.dtype, device=like.device).view(h, 1)
+    cols = torch.arange(w, dtype=like.dtype, device=like.device).view(1, w)
+    return rows, cols
+
+
+def offsets_to_indices(offsets: torch.Tensor) -> torch.Tensor:
+    """Flat exemplar indices of candidate offsets B×2×K×h×w → B×K×h×w (int64).
+
+    The published rule, kept exactly: clamp row and column separately, combine in
+    floating point, then truncate — so a fractional row spills into the column.
+    """
+    h, w = offsets.shape[-2:]
+    rows, cols = pixel_grid(h, w, offsets)
+    row = (rows + offsets[:, 0]).clamp(0, h - 1)
+    col = (cols + offsets[:, 1]).clamp(0, w - 1)
+    return (row * w + col).long()
+
+
+def indices_to_offsets(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Integer offsets (index // w − r, index mod w − c) as B×2×K×h×w of ``dtype``."""
+    h, w = index.shape[-2:]
+    rows, cols = pixel_grid(h, w, index)
+    offsets = torch.stack([index.div(w, rounding_mode="floor") - rows, index.remainder(w) - cols], dim=1)
+    return offsets.to(dtype)
+
+
+def gather_pixels(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows of a per-batch pixel table: table B×N×C, index B×M (int64) → B×M×C."""
+    b, n, c = table.shape
+    flat = index + torch.arange(b, device=index.device).view(b, 1) * n
+    return table.reshape(b * n, c).index_select(0, flat.reshape(-1)).view(b, -1, c)
+
+
+def pixel_table(x: torch.Tensor) -> torch.Tensor:
+    """B×C×h×w → B×(h·w)×C (contiguous rows, one per pixel)."""
+    return x.flatten(2).transpose(1, 2).contiguous()
+
+
+@full_precision
+def match_scores(
+    theta: torch.Tensor,
+    phi: torch.Tensor,
+    index: torch.Tensor,
+    chunk_elements: int = DEFAULT_GATHER_CHUNK,
+) -> torch.Tensor:
+    """⟨θ(p), φ(index_k(p))⟩ for every pixel p and candidate k: B×K×h×w.
+
+    Vectorised over batch and candidates; pixels are processed in chunks so that no
+    more than about ``chunk_elements`` gathered values exist at once.
+    """
+    theta, phi = matching_dtype(theta), matching_dtype(phi)
+    b, c, h, w = theta.shape
+    k = index.shape[1]
+    n = h * w
+    query = pixel_table(theta)  # B×N×C
+    table = pixel_table(phi)
+    index = index.reshape(b, k, n).transpose(1, 2)  # B×N×K: each pixel's candidates together
+    step = max(1, chunk_elements // max(1, b * k * c))
+    scores = []
+    for start in range(0, n, step):
+        idx = index[:, start : start + step]
+        gathered = gather_pixels(table, idx.reshape(b, -1)).view(b, idx.shape[1], k, c)
+        scores.append(torch.einsum("bnkc,bnc->bnk", gathered, query[:, start : start + step]))
+    return torch.cat(scores, dim=1).transpose(1, 2).reshape(b, k, h, w)
+
+
+@full_precision
+def warp_by_indices(exemplar: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σ_k weights_k · exemplar(index_k): exemplar B×3×h×w, index/weights B×K×h×w → B×3×h×w."""
+    b, c, h, w = exemplar.shape
+    k = index.shape[1]
+    gathered = gather_pixels(pixel_table(exemplar), index.reshape(b, -1))  # B×(K·N)×3
+    gathered = gathered.view(b, k, h * w, c)
+    warped = (gathered * weights.reshape(b, k, h * w, 1).to(gathered.dtype)).sum(dim=1)
+    return warped.transpose(1, 2).reshape(b, c, h, w)
