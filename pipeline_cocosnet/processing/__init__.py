@@ -1,7 +1,9 @@
 """Input preprocessing: turning photos and keypoints into network inputs."""
 
+from .base import ENCODERS, StructureEncoder, StructureError, get_encoder, register_encoder
 from .pose import (
     POSE_LABEL_CHANNELS,
+    PoseEncoder,
     load_openpose_json,
     load_openpose_keypoints,
     normalize_keypoints,
@@ -13,6 +15,12 @@ from .pose import (
 )
 
 __all__ = [
+    "ENCODERS",
+    "StructureEncoder",
+    "StructureError",
+    "get_encoder",
+    "register_encoder",
+    "PoseEncoder",
     "POSE_LABEL_CHANNELS",
     "load_openpose_json",
     "load_openpose_keypoints",

@@ -29,12 +29,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .base import StructureEncoder, StructureError, register_encoder
+
 __all__ = [
     "CANVAS_SIZE",
     "NUM_KEYPOINTS",
     "PAD_FILL",
     "POSE_LABEL_CHANNELS",
     "Keypoints",
+    "PoseEncoder",
     "load_openpose_json",
     "load_openpose_keypoints",
     "normalize_keypoints",
@@ -321,3 +324,55 @@ def scale_keypoints_to_canvas(
 def prepare_exemplar_photo(image: Image.Image, size: int = 512) -> Image.Image:
     """Pad a photo to a square with grey 232 (centred) and bicubic-resize it to ``size``."""
     return pad_to_square(image.convert("RGB")).resize((size, size), Image.BICUBIC)
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+@register_encoder
+class PoseEncoder(StructureEncoder):
+    """pose-to-body (DeepFashionHD): OpenPose-18 keypoints on the 1024² canvas → 20-channel label.
+
+    ``encode`` accepts 18 keypoints (list of ``(x, y)``/None or an 18×2 array), a
+    ``(candidate_path, subset_path)`` pair in the DeepFashionHD text format, or an
+    OpenPose JSON file path / dict. The label is square; exemplars are padded to a
+    square with grey 232 and bicubic-resized, as in training.
+    """
+
+    task = "pose-to-body"
+    channels = POSE_LABEL_CHANNELS
+
+    @staticmethod
+    def keypoints(structure: Any) -> Keypoints:
+        """Read any accepted pose input into 18 keypoints."""
+        if isinstance(structure, dict) or (isinstance(structure, (str, Path)) and str(structure).endswith(".json")):
+            return load_openpose_json(structure)
+        if (
+            isinstance(structure, (tuple, list))
+            and len(structure) == 2
+            and all(isinstance(p, (str, Path)) for p in structure)
+        ):
+            return load_openpose_keypoints(*structure)
+        if isinstance(structure, (str, Path)):
+            raise StructureError(
+                f"pose file {structure}: give an OpenPose .json file or a (candidate.txt, subset.txt) pair"
+            )
+        try:
+            return normalize_keypoints(structure)
+        except (TypeError, ValueError) as error:
+            raise StructureError(f"pose: {error}") from None
+
+    @staticmethod
+    def _side(size: tuple[int, int]) -> int:
+        if size[0] != size[1]:
+            raise StructureError(f"pose labels are square (DeepFashionHD); got size {size[0]}×{size[1]}")
+        return size[0]
+
+    def encode(self, structure: Any, size: tuple[int, int]) -> torch.Tensor:
+        return render_pose_label(self.keypoints(structure), self._side(size))
+
+    def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
+        return render_pose_image(self.keypoints(structure), self._side(size))
+
+    def prepare_exemplar(self, photo: Image.Image, size: tuple[int, int]) -> Image.Image:
+        return prepare_exemplar_photo(photo, self._side(size))

@@ -1,0 +1,67 @@
+"""The structure-encoder interface: what a task's users have → the label its model expects.
+
+Each task (pose-to-body, mask-to-image, edge-to-face) has one encoder. It declares
+how many label channels it produces (the pipeline checks that against the model),
+encodes user inputs into a Cl×H×W float tensor in [0, 1], renders a structure for
+display, and says how an exemplar photo is brought to the model's size.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from PIL import Image
+
+__all__ = ["StructureEncoder", "StructureError", "ENCODERS", "register_encoder", "get_encoder"]
+
+
+class StructureError(ValueError):
+    """A structure input that cannot be encoded; the message names the problem."""
+
+
+class StructureEncoder(ABC):
+    """Base class of the per-task structure encoders."""
+
+    #: task name, e.g. ``"pose-to-body"``
+    task: ClassVar[str]
+    #: number of label channels produced
+    channels: int
+
+    @abstractmethod
+    def encode(self, structure: Any, size: tuple[int, int]) -> torch.Tensor:
+        """Encode one structure into a float32 ``channels×H×W`` label in [0, 1] at ``size`` = (H, W)."""
+
+    def extract(self, photo: Image.Image) -> Any:
+        """The structure of a photo (e.g. for an exemplar given without its structure)."""
+        raise StructureError(
+            f"{self.task}: cannot extract the structure from a photo with this encoder; pass it explicitly"
+        )
+
+    def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
+        """An RGB picture of the structure, for display."""
+        label = self.encode(structure, size)
+        picture = label[:3] if label.shape[0] >= 3 else label[:1].expand(3, -1, -1)
+        return Image.fromarray((picture.permute(1, 2, 0) * 255).round().byte().numpy())
+
+    def prepare_exemplar(self, photo: Image.Image, size: tuple[int, int]) -> Image.Image:
+        """Bring an exemplar photo to ``size`` = (H, W) as the task's training data was (default: bicubic)."""
+        return photo.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
+
+
+ENCODERS: dict[str, type[StructureEncoder]] = {}
+
+
+def register_encoder(cls: type[StructureEncoder]) -> type[StructureEncoder]:
+    """Class decorator: make ``cls`` the encoder of ``cls.task``."""
+    ENCODERS[cls.task] = cls
+    return cls
+
+
+def get_encoder(task: str, **kwargs: Any) -> StructureEncoder:
+    """The encoder instance for ``task`` (keyword arguments go to its constructor)."""
+    try:
+        return ENCODERS[task](**kwargs)
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(sorted(ENCODERS))}") from None
