@@ -11,12 +11,64 @@ def _convert(args: argparse.Namespace) -> None:
     from .convert import convert_checkpoints
 
     correspondence, translator = convert_checkpoints(
-        args.corr, args.translator, args.output, ngf=args.ngf, nef=args.nef, label_channels=args.label_channels
+        args.corr,
+        args.translator,
+        args.output,
+        task=None if args.task == "none" else args.task,
+        resolution=(args.resolution, args.resolution),
+        ngf=args.ngf,
+        nef=args.nef,
+        label_channels=args.label_channels,
     )
     print(
         f"converted: label channels {correspondence.config.label_channels}, nef {correspondence.config.nef}, "
         f"ngf {translator.config.ngf} → {Path(args.output).resolve()}"
     )
+
+
+def _structure_arg(value: str | None):
+    """A structure file: .npy label arrays are loaded, everything else goes to the task's encoder."""
+    if value is None or not value.endswith(".npy"):
+        return value
+    import numpy as np
+
+    return np.load(value).astype("float32")
+
+
+def _translate(args: argparse.Namespace) -> None:
+    import torch
+
+    from .pipeline import CoCosNetPipeline
+
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+    pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=dtype).to(args.device)
+    pipe.set_progress_bar_config(disable=args.quiet)
+    generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+    output = pipe(
+        _structure_arg(args.structure),
+        args.exemplar,
+        _structure_arg(args.exemplar_structure),
+        height=args.height,
+        width=args.width,
+        generator=generator,
+        return_warps=args.warps_dir is not None,
+        match_input_size=args.match_input_size,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    output.images[0].save(args.out)
+    if args.warps_dir is not None:
+        args.warps_dir.mkdir(parents=True, exist_ok=True)
+        for level in output.warps:
+            level[0].save(args.warps_dir / f"warp_{level[0].height}x{level[0].width}.png")
+    print(f"wrote {args.out}")
+
+
+def _push(args: argparse.Namespace) -> None:
+    from .pipeline import CoCosNetPipeline
+
+    pipe = CoCosNetPipeline.from_pretrained(args.folder)
+    url = pipe.push_to_hub(args.repo_id, private=args.private, token=args.token, commit_message=args.message)
+    print(f"pushed {args.folder} to {url}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert the published latest_net_Corr.pth / latest_net_G.pth into a model folder",
         description=(
             "Read the published CoCosNet v2 checkpoints (.pth, loaded with weights_only=True, or the same state "
-            "dicts as .safetensors), fold spectral normalisation, rename the keys and write a folder with "
-            "correspondence/ and translator/ subfolders in safetensors. Widths are read off the checkpoint; "
-            "the flags only assert them."
+            "dicts as .safetensors), fold spectral normalisation, rename the keys and write a pipeline folder "
+            "(model_index.json, correspondence/ and translator/ in safetensors, a model card) that "
+            "CoCosNetPipeline.from_pretrained loads. Widths are read off the checkpoint; the flags only assert them."
         ),
     )
     convert.add_argument("--corr", required=True, type=Path, help="correspondence checkpoint (latest_net_Corr.pth)")
@@ -42,7 +94,52 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--ngf", type=int, help="generator width (release: 64)")
     convert.add_argument("--nef", type=int, help="correspondence feature width (release: 32)")
     convert.add_argument("--label-channels", type=int, help="structure channels (DeepFashionHD pose: 20)")
+    convert.add_argument(
+        "--task",
+        default="pose-to-body",
+        choices=["pose-to-body", "mask-to-image", "edge-to-face", "none"],
+        help="structure encoder the pipeline uses (the published release: pose-to-body)",
+    )
+    convert.add_argument("--resolution", type=int, default=512, help="training resolution (release: 512)")
     convert.set_defaults(run=_convert)
+
+    translate = commands.add_parser(
+        "translate",
+        help="synthesise an image from a structure and an exemplar",
+        description=(
+            "Run a CoCosNet v2 pipeline once. STRUCTURE is whatever the model's task reads: an OpenPose .json or "
+            "NAME_candidate.txt (pose-to-body), an ADE20k index or palette PNG (mask-to-image), an edge map or a "
+            "face photo (edge-to-face), or a .npy label array (Cl×H×W in [0, 1]) for any model."
+        ),
+    )
+    translate.add_argument("--model", required=True, help="pipeline folder or Hugging Face Hub repo id")
+    translate.add_argument("--structure", required=True, help="the structure to synthesise")
+    translate.add_argument("--exemplar", required=True, type=Path, help="the photo whose appearance to use")
+    translate.add_argument(
+        "--exemplar-structure", help="the exemplar's structure (same forms as --structure; extracted when possible)"
+    )
+    translate.add_argument("--out", required=True, type=Path, help="output image file (.png, .jpg)")
+    translate.add_argument("--height", type=int, help="working height, a multiple of 32 (default: the model's)")
+    translate.add_argument("--width", type=int, help="working width, a multiple of 32 (default: the model's)")
+    translate.add_argument("--match-input-size", action="store_true", help="resize the output to the structure image's size")
+    translate.add_argument("--warps-dir", type=Path, help="also save the warped exemplar of every level here")
+    translate.add_argument("--seed", type=int, help="random PatchMatch propagation order (as the research code)")
+    translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default: cpu)")
+    translate.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weights dtype")
+    translate.add_argument("--quiet", action="store_true", help="no progress bar")
+    translate.set_defaults(run=_translate)
+
+    push = commands.add_parser(
+        "push",
+        help="upload a pipeline folder to the Hugging Face Hub",
+        description="Upload a saved pipeline (weights, model_index.json, model card) to a Hub model repo.",
+    )
+    push.add_argument("folder", type=Path, help="pipeline folder (from convert, train or save_pretrained)")
+    push.add_argument("repo_id", help="target repo, e.g. your-name/cocosnet-deepfashionhd")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--token", help="Hub token (default: the one saved by `hf auth login`)")
+    push.add_argument("--message", help="commit message")
+    push.set_defaults(run=_push)
     return parser
 
 

@@ -211,15 +211,25 @@ def convert_checkpoints(
     corr_path: str | os.PathLike,
     translator_path: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
+    *,
+    task: str | None = "pose-to-body",
+    resolution: tuple[int, int] = (512, 512),
     **kwargs,
 ) -> tuple[CoCosNetCorrespondence, CoCosNetTranslator]:
-    """Read, convert and (with ``output_dir``) save both components.
+    """Read and convert both components; with ``output_dir``, save them as a pipeline folder.
 
-    The folder gets ``correspondence/`` and ``translator/`` subfolders in safetensors.
+    The folder (``model_index.json``, ``correspondence/``, ``translator/`` in safetensors and a
+    model card) loads with ``CoCosNetPipeline.from_pretrained``. ``task`` and ``resolution``
+    default to the only published release (DeepFashionHD pose-to-body, 512×512).
     """
     correspondence, translator = convert_state_dicts(load_state_dict(corr_path), load_state_dict(translator_path), **kwargs)
     if output_dir is not None:
-        output_dir = Path(output_dir)
-        correspondence.save_pretrained(output_dir / "correspondence")
-        translator.save_pretrained(output_dir / "translator")
+        from .pipeline import CoCosNetPipeline
+
+        origin = (
+            f"converted with `cocosnet convert` from the published CoCosNet v2 checkpoints "
+            f"{Path(corr_path).name} and {Path(translator_path).name} (spectral norm folded, keys renamed)"
+        )
+        pipe = CoCosNetPipeline(correspondence, translator, task=task, resolution=resolution, origin=origin)
+        pipe.save_pretrained(output_dir)
     return correspondence, translator

@@ -9,6 +9,7 @@ exemplar ──encoder──► g_l ──φ_l──┘    levels 1..: PatchMatc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -145,9 +146,16 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         return MatchingFeatures(structure, exemplar_side, theta, phi)
 
     def match(
-        self, features: MatchingFeatures, exemplar: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        features: MatchingFeatures,
+        exemplar: torch.Tensor,
+        generator: torch.Generator | None = None,
+        callback: Callable[[int], None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Run the level hierarchy; returns the warps and the match indices per level, coarsest first."""
+        """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
+
+        ``callback(level)`` is called after each level (e.g. to advance a progress bar).
+        """
         warps: list[torch.Tensor] = []
         indices: list[torch.Tensor] = []
         for theta, phi in zip(features.theta, features.phi):
@@ -161,6 +169,8 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
                 warp, index = self.patchmatch(theta, phi, target, offsets, generator)
             warps.append(warp.to(exemplar.dtype))
             indices.append(index)
+            if callback is not None:
+                callback(len(indices) - 1)
         return warps, indices
 
     def forward(

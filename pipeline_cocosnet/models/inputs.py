@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import torch
 
-#: Height and width must be multiples of this (the generator starts at 1/32).
+#: Height and width must be multiples of this (the generator starts at 1/32) …
 SIZE_MULTIPLE = 32
+#: … and at least this (reflection padding needs 2 pixels at 1/32).
+MIN_SIZE = 64
 
 
 def check_size(height: int, width: int, what: str = "image") -> None:
-    """Raise ValueError unless both sides are positive multiples of 32."""
-    if height <= 0 or width <= 0 or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+    """Raise ValueError unless both sides are multiples of 32 and at least 64."""
+    if min(height, width) < MIN_SIZE or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+        def nearest(x: int) -> int:
+            return max(MIN_SIZE, round(x / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+
         raise ValueError(
-            f"{what} size {height}×{width} is not supported: height and width must be positive multiples "
-            f"of {SIZE_MULTIPLE} (e.g. {max(SIZE_MULTIPLE, round(height / SIZE_MULTIPLE) * SIZE_MULTIPLE)}×"
-            f"{max(SIZE_MULTIPLE, round(width / SIZE_MULTIPLE) * SIZE_MULTIPLE)})"
+            f"{what} size {height}×{width} is not supported: height and width must be multiples of "
+            f"{SIZE_MULTIPLE} and at least {MIN_SIZE} (e.g. {nearest(height)}×{nearest(width)})"
         )
 
 

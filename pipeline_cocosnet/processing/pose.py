@@ -334,8 +334,9 @@ class PoseEncoder(StructureEncoder):
     """pose-to-body (DeepFashionHD): OpenPose-18 keypoints on the 1024² canvas → 20-channel label.
 
     ``encode`` accepts 18 keypoints (list of ``(x, y)``/None or an 18×2 array), a
-    ``(candidate_path, subset_path)`` pair in the DeepFashionHD text format, or an
-    OpenPose JSON file path / dict. The label is square; exemplars are padded to a
+    ``(candidate_path, subset_path)`` pair in the DeepFashionHD text format (or just the
+    ``NAME_candidate.txt`` path, its ``NAME_subset.txt`` beside it), or an OpenPose JSON
+    file path / dict. The label is square; exemplars are padded to a
     square with grey 232 and bicubic-resized, as in training.
     """
 
@@ -353,9 +354,12 @@ class PoseEncoder(StructureEncoder):
             and all(isinstance(p, (str, Path)) for p in structure)
         ):
             return load_openpose_keypoints(*structure)
+        if isinstance(structure, (str, Path)) and str(structure).endswith("_candidate.txt"):
+            return load_openpose_keypoints(structure, str(structure)[: -len("_candidate.txt")] + "_subset.txt")
         if isinstance(structure, (str, Path)):
             raise StructureError(
-                f"pose file {structure}: give an OpenPose .json file or a (candidate.txt, subset.txt) pair"
+                f"pose file {structure}: give an OpenPose .json file, a NAME_candidate.txt file (its "
+                f"NAME_subset.txt beside it) or a (candidate.txt, subset.txt) pair"
             )
         try:
             return normalize_keypoints(structure)

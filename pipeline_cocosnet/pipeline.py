@@ -1,0 +1,309 @@
+"""CoCosNetPipeline: structure + exemplar → image, in the style of diffusers pipelines."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from huggingface_hub import create_repo, upload_folder
+
+from .model_card import write_model_card
+from .models import CoCosNetCorrespondence, CoCosNetTranslator
+from .models.inputs import check_size
+from .processing.base import StructureEncoder, StructureError, get_encoder
+from .processing.images import as_photo, exemplar_to_tensor, open_image, to_output
+
+OUTPUT_TYPES = ("pil", "np", "pt")
+
+
+@dataclass
+class CoCosNetPipelineOutput(BaseOutput):
+    """Output of :class:`CoCosNetPipeline`.
+
+    Attributes:
+        images: the translated images: a list of PIL images, a B×H×W×3 array in [0, 1]
+            or a B×3×H×W tensor in [0, 1], as ``output_type`` asked.
+        warps: with ``return_warps=True``, the warped exemplar per level, coarsest
+            first (H/8 … H), each in the same output type; otherwise ``None``.
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    warps: list[Any] | None = None
+
+
+class CoCosNetPipeline(DiffusionPipeline):
+    """Exemplar-based image translation with CoCosNet v2.
+
+    Components: ``correspondence`` (:class:`CoCosNetCorrespondence`) and ``translator``
+    (:class:`CoCosNetTranslator`). Config: ``task`` (which structure encoder turns user
+    inputs into labels: ``"pose-to-body"``, ``"mask-to-image"``, ``"edge-to-face"``, or
+    ``None`` for pre-encoded label tensors only), ``resolution`` ([H, W] the model was
+    trained at), and model-card metadata (``license``, ``origin``).
+    """
+
+    model_cpu_offload_seq = "correspondence->translator"
+
+    def __init__(
+        self,
+        correspondence: CoCosNetCorrespondence,
+        translator: CoCosNetTranslator,
+        task: str | None = None,
+        resolution: tuple[int, int] | list[int] = (512, 512),
+        license: str = "other",
+        origin: str = "",
+    ):
+        super().__init__()
+        self.register_modules(correspondence=correspondence, translator=translator)
+        self.register_to_config(task=task, resolution=list(resolution), license=license, origin=origin)
+        if correspondence.config.label_channels != translator.config.label_channels:
+            raise ValueError(
+                f"correspondence takes {correspondence.config.label_channels} label channels but the translator "
+                f"{translator.config.label_channels}: the components do not belong together"
+            )
+        encoder = self.structure_encoder
+        if encoder is not None and encoder.channels != self.label_channels:
+            raise ValueError(
+                f"task {task!r} encodes structures into {encoder.channels} channels but the model takes "
+                f"{self.label_channels}"
+            )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def label_channels(self) -> int:
+        return self.correspondence.config.label_channels
+
+    @property
+    def structure_encoder(self) -> StructureEncoder | None:
+        """The task's structure encoder, or ``None`` when the pipeline takes label tensors only."""
+        if not self.config.task:
+            return None
+        kwargs = {"channels": self.label_channels} if self.config.task == "edge-to-face" else {}
+        return get_encoder(self.config.task, **kwargs)
+
+    # ------------------------------------------------------------------ saving
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Save components (safetensors), ``model_index.json`` and a model card ``README.md``."""
+        super().save_pretrained(save_directory, **kwargs)
+        write_model_card(self, Path(save_directory) / "README.md")
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        variant: str | None = None,
+    ) -> str:
+        """Upload the pipeline folder (weights, ``model_index.json``, our model card) to the Hub."""
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, variant=variant)
+            upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message or "Upload CoCosNet v2 pipeline",
+                token=token,
+                create_pr=create_pr,
+            )
+        return repo_id
+
+    # ------------------------------------------------------------------ inputs
+
+    def _working_size(self, height: int | None, width: int | None, structures: list[Any]) -> tuple[int, int]:
+        encoded = [s for s in structures if self._is_encoded(s)]
+        if height is None and width is None and encoded and len(encoded) == len(structures):
+            height, width = encoded[0].shape[-2:]
+        height = height or self.config.resolution[0]
+        width = width or self.config.resolution[1]
+        check_size(height, width, "requested")
+        return int(height), int(width)
+
+    def _is_encoded(self, structure: Any) -> bool:
+        return (
+            isinstance(structure, torch.Tensor)
+            and structure.is_floating_point()
+            and structure.dim() == 3
+            and structure.shape[0] == self.label_channels
+        )
+
+    def _encode_structure(self, structure: Any, size: tuple[int, int], what: str) -> torch.Tensor:
+        if isinstance(structure, np.ndarray) and np.issubdtype(structure.dtype, np.floating):
+            structure = torch.from_numpy(structure)
+        if self._is_encoded(structure):
+            if structure.min() < 0 or structure.max() > 1:
+                raise StructureError(f"{what}: an encoded label must lie in [0, 1]")
+            label = structure.float()
+            return F.interpolate(label[None], size=size, mode="nearest")[0] if tuple(label.shape[-2:]) != size else label
+        if isinstance(structure, torch.Tensor) and structure.is_floating_point():
+            raise StructureError(
+                f"{what}: a float tensor is taken as an encoded label and must be {self.label_channels}×H×W "
+                f"(the model's label channels), got shape {tuple(structure.shape)}"
+            )
+        encoder = self.structure_encoder
+        if encoder is None:
+            raise StructureError(
+                f"{what}: this pipeline has no task set, so it takes only encoded label tensors "
+                f"({self.label_channels}×H×W in [0, 1])"
+            )
+        return encoder.encode(structure, size)
+
+    @staticmethod
+    def _as_batch(value: Any, what: str) -> list[Any]:
+        if isinstance(value, torch.Tensor) and value.dim() == 4:
+            return list(value)
+        if isinstance(value, list):
+            if not value:
+                raise ValueError(f"{what} is an empty batch")
+            return value
+        return [value]
+
+    def check_inputs(
+        self,
+        structure: Any,
+        exemplar: Any,
+        exemplar_structure: Any,
+        output_type: str,
+    ) -> tuple[list[Any], list[Any], list[Any] | None]:
+        """Normalise inputs to per-item lists and check what can be checked before any work."""
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if structure is None:
+            raise ValueError("structure is required (a label map, keypoints, an edge map, …)")
+        if exemplar is None:
+            raise ValueError("exemplar is required (the photo whose appearance to use)")
+        structures = self._as_batch(structure, "structure")
+        exemplars = self._as_batch(exemplar, "exemplar")
+        if len(exemplars) == 1 and len(structures) > 1:
+            exemplars = exemplars * len(structures)
+        if len(exemplars) != len(structures):
+            raise ValueError(f"got {len(structures)} structures but {len(exemplars)} exemplars (give one or as many)")
+        exemplar_structures = None
+        if exemplar_structure is not None:
+            exemplar_structures = self._as_batch(exemplar_structure, "exemplar_structure")
+            if len(exemplar_structures) == 1 and len(exemplars) > 1 and all(e is exemplars[0] for e in exemplars):
+                exemplar_structures = exemplar_structures * len(exemplars)
+            if len(exemplar_structures) != len(exemplars):
+                raise ValueError(
+                    f"got {len(exemplars)} exemplars but {len(exemplar_structures)} exemplar structures"
+                )
+        elif self.structure_encoder is None:
+            raise ValueError(
+                "exemplar_structure is required: this pipeline has no task set, so the exemplar's label "
+                "cannot be extracted from the photo"
+            )
+        return structures, exemplars, exemplar_structures
+
+    def _exemplar_structure_from_photo(self, exemplar: Any, index: int) -> Any:
+        photo = as_photo(exemplar, f"exemplar[{index}]")
+        try:
+            return self.structure_encoder.extract(photo)
+        except StructureError as error:
+            raise StructureError(
+                f"exemplar[{index}] came without exemplar_structure and its structure cannot be extracted from "
+                f"the photo ({error}); pass exemplar_structure="
+            ) from None
+
+    # ------------------------------------------------------------------ call
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        structure: Any,
+        exemplar: Any,
+        exemplar_structure: Any = None,
+        *,
+        height: int | None = None,
+        width: int | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        generator: torch.Generator | None = None,
+        return_warps: bool = False,
+        match_input_size: bool = False,
+    ) -> CoCosNetPipelineOutput | tuple:
+        """Synthesise images with ``structure``'s layout and ``exemplar``'s appearance.
+
+        Args:
+            structure: one item or a list (a batch). Per item: what the task's encoder
+                reads (keypoints or an OpenPose file for poses, an ADE20k mask, an edge
+                map or a photo for edges), or an encoded label tensor Cl×H×W in [0, 1]
+                (B×Cl×H×W for a batch).
+            exemplar: a photo (PIL image, path, uint8 H×W×3 array; scaled x/255·2−1) or
+                a float tensor 3×H×W in [-1, 1]; one for the whole batch or one per item.
+            exemplar_structure: the exemplar's own structure, same forms as ``structure``.
+                When omitted, the task's encoder extracts it from the exemplar photo
+                where it can (edges); otherwise it is required.
+            height, width: working size (multiples of 32); default: the model's resolution
+                (or the size of encoded label tensors).
+            output_type: ``"pil"``, ``"np"`` (B×H×W×3 in [0, 1]) or ``"pt"`` (B×3×H×W in [0, 1]).
+            return_dict: return a :class:`CoCosNetPipelineOutput` rather than a tuple.
+            generator: draws the PatchMatch propagation order per iteration (as the research
+                code); without it the order is fixed (horizontal first) and outputs are deterministic.
+            return_warps: also return the warped exemplar per level.
+            match_input_size: resize each output back to its structure image's size.
+        """
+        structures, exemplars, exemplar_structures = self.check_inputs(structure, exemplar, exemplar_structure, output_type)
+        size = self._working_size(height, width, structures)
+        encoder = self.structure_encoder
+        prepare = encoder.prepare_exemplar if encoder is not None else None
+
+        labels = [self._encode_structure(s, size, f"structure[{i}]") for i, s in enumerate(structures)]
+        exemplar_tensors = [exemplar_to_tensor(e, size, prepare, f"exemplar[{i}]") for i, e in enumerate(exemplars)]
+        if exemplar_structures is None:
+            exemplar_structures = [self._exemplar_structure_from_photo(e, i) for i, e in enumerate(exemplars)]
+        exemplar_labels = [
+            self._encode_structure(s, size, f"exemplar_structure[{i}]") for i, s in enumerate(exemplar_structures)
+        ]
+
+        device, dtype = self._execution_device, self.correspondence.dtype
+        label = torch.stack(labels).to(device, dtype)
+        exemplar_batch = torch.stack(exemplar_tensors).to(device, dtype)
+        exemplar_label = torch.stack(exemplar_labels).to(device, dtype)
+
+        levels = len(self.correspondence.structure_encoder.decoder)
+        with self.progress_bar(total=levels + 2) as progress:
+            features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
+            progress.update()
+            warps, _ = self.correspondence.match(
+                features, exemplar_batch, generator, callback=lambda level: progress.update()
+            )
+            images = self.translator(label, warps)
+            progress.update()
+        self.maybe_free_model_hooks()
+
+        sizes = [_input_size(s) for s in structures] if match_input_size else [None] * len(structures)
+        if match_input_size and len(set(sizes)) > 1 and output_type != "pil":
+            raise ValueError("match_input_size with structures of different sizes needs output_type='pil'")
+        output_images = self._postprocess(images, output_type, sizes)
+        output_warps = [to_output(w, output_type) for w in warps] if return_warps else None
+        if not return_dict:
+            return (output_images, output_warps) if return_warps else (output_images,)
+        return CoCosNetPipelineOutput(images=output_images, warps=output_warps)
+
+    @staticmethod
+    def _postprocess(images: torch.Tensor, output_type: str, sizes: list[tuple[int, int] | None]):
+        if all(s is None for s in sizes) or output_type != "pil":
+            return to_output(images, output_type, sizes[0])
+        return [to_output(image[None], output_type, s)[0] for image, s in zip(images, sizes)]
+
+
+def _input_size(structure: Any) -> tuple[int, int] | None:
+    """(H, W) of an image-like structure input, else None."""
+    if isinstance(structure, (str, os.PathLike)) and Path(structure).suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"}:
+        structure = open_image(structure)
+    if isinstance(structure, PIL.Image.Image):
+        return structure.height, structure.width
+    if isinstance(structure, (np.ndarray, torch.Tensor)) and structure.ndim >= 2:
+        return tuple(structure.shape[-2:]) if isinstance(structure, torch.Tensor) else tuple(structure.shape[:2])
+    return None
