@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+import numpy as np
+from PIL import Image
+
 from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
 
-from .conftest import PARITY
+from .conftest import FIXTURES, PARITY
+
+POSES = FIXTURES / "pose"
 
 
 def cocosnet(*args: str) -> subprocess.CompletedProcess:
@@ -32,6 +38,7 @@ def test_convert_writes_loadable_components(tmp_path):
     assert "nef 8, ngf 8" in result.stdout
     assert CoCosNetCorrespondence.from_pretrained(tmp_path / "model", subfolder="correspondence").config.nef == 8
     assert CoCosNetTranslator.from_pretrained(tmp_path / "model", subfolder="translator").config.ngf == 8
+    assert (tmp_path / "model" / "model_index.json").is_file()
 
 
 def test_convert_errors_are_one_clear_line(tmp_path):
@@ -41,3 +48,70 @@ def test_convert_errors_are_one_clear_line(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "checkpoint not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def converted_model(tmp_path):
+    result = cocosnet(
+        "convert", "--corr", str(PARITY / "official_Corr.safetensors"),
+        "--translator", str(PARITY / "official_G.safetensors"), "--output", str(tmp_path / "model"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "model"
+
+
+def test_translate_with_the_converted_checkpoint(tmp_path):
+    model = converted_model(tmp_path)
+    exemplar = tmp_path / "exemplar.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 80, 3), dtype=np.uint8)).save(exemplar)
+    result = cocosnet(
+        "translate", "--model", str(model), "--structure", str(POSES / "full_candidate.txt"),
+        "--exemplar", str(exemplar), "--exemplar-structure", str(POSES / "jittered_candidate.txt"),
+        "--out", str(tmp_path / "out" / "result.png"), "--height", "256", "--width", "256",
+        "--warps-dir", str(tmp_path / "warps"), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out" / "result.png").size == (256, 256)
+    assert sorted(p.name for p in (tmp_path / "warps").iterdir()) == [
+        "warp_128x128.png", "warp_256x256.png", "warp_32x32.png", "warp_64x64.png"
+    ]  # fmt: skip
+
+
+def test_translate_reports_bad_input_without_a_traceback(tmp_path):
+    model = converted_model(tmp_path)
+    result = cocosnet(
+        "translate", "--model", str(model), "--structure", str(POSES / "full_candidate.txt"),
+        "--exemplar", str(tmp_path / "missing.png"), "--exemplar-structure", str(POSES / "full_candidate.txt"),
+        "--out", str(tmp_path / "result.png"), "--height", "100",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "size 100×512 is not supported" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_push_uploads_the_folder(tmp_path):
+    model = converted_model(tmp_path)
+    stub = (
+        "import sys, pathlib, pipeline_cocosnet.pipeline as p\n"
+        "class Repo: repo_id = 'someone/cocosnet'\n"
+        "p.create_repo = lambda repo_id, **kw: Repo()\n"
+        "def upload(repo_id, folder_path, **kw):\n"
+        "    print('UPLOADED', repo_id, sorted(f.name for f in pathlib.Path(folder_path).iterdir()))\n"
+        "p.upload_folder = upload\n"
+        "from pipeline_cocosnet.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", stub, "push", str(model), "someone/cocosnet"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "UPLOADED someone/cocosnet ['README.md', 'correspondence', 'model_index.json', 'translator']" in result.stdout
+
+
+def test_push_offline_fails_clearly(tmp_path):
+    model = converted_model(tmp_path)
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline_cocosnet", "push", str(model), "someone/cocosnet"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "offline" in result.stderr.lower()

@@ -82,23 +82,26 @@ def match_scores(
 ) -> torch.Tensor:
     """⟨θ(p), φ(index_k(p))⟩ for every pixel p and candidate k: B×K×h×w.
 
-    Vectorised over batch and candidates; pixels are processed in chunks so that no
-    more than about ``chunk_elements`` gathered values exist at once.
+    Vectorised over batch and candidates: each pixel's K exemplar feature rows are
+    gathered and dotted with its own θ in one batched matrix product. Pixels are
+    processed in chunks so that at most ``chunk_elements`` gathered values exist at once.
     """
     theta, phi = matching_dtype(theta), matching_dtype(phi)
     b, c, h, w = theta.shape
-    k = index.shape[1]
-    n = h * w
+    k, n = index.shape[1], h * w
     query = pixel_table(theta)  # B×N×C
-    table = pixel_table(phi)
-    index = index.reshape(b, k, n).transpose(1, 2)  # B×N×K: each pixel's candidates together
-    step = max(1, chunk_elements // max(1, b * k * c))
-    scores = []
+    table = pixel_table(phi).view(b * n, c)
+    rows = index.view(b, k, n).transpose(1, 2).contiguous()  # B×N×K: each pixel's candidates together
+    if b > 1:
+        rows += torch.arange(b, device=rows.device).view(b, 1, 1) * n
+    scores = torch.empty(b, n, k, dtype=theta.dtype, device=theta.device)
+    step = max(1, chunk_elements // (b * k * c))
     for start in range(0, n, step):
-        idx = index[:, start : start + step]
-        gathered = gather_pixels(table, idx.reshape(b, -1)).view(b, idx.shape[1], k, c)
-        scores.append(torch.einsum("bnkc,bnc->bnk", gathered, query[:, start : start + step]))
-    return torch.cat(scores, dim=1).transpose(1, 2).reshape(b, k, h, w)
+        stop = min(n, start + step)
+        m = stop - start
+        gathered = table.index_select(0, rows[:, start:stop].reshape(-1)).view(b * m, k, c)
+        scores[:, start:stop] = torch.bmm(gathered, query[:, start:stop].reshape(b * m, c, 1)).view(b, m, k)
+    return scores.transpose(1, 2).reshape(b, k, h, w)
 
 
 @full_precision

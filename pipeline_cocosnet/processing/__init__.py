@@ -1,6 +1,28 @@
 """Input preprocessing: turning photos and keypoints into network inputs."""
 
 from .base import ENCODERS, StructureEncoder, StructureError, get_encoder, register_encoder
+from .edges import EdgeEncoder, PhotoEdges, binarize_edge_map, is_edge_map, photo_to_edges
+from .face import (  # the landmark backends (dlib) are imported only when used
+    DlibLandmarker,
+    FaceAlignment,
+    FaceAlignmentWarning,
+    FaceBackendMissingError,
+    FaceLandmarker,
+    FaceLandmarks,
+    align_face,
+    center_crop,
+    default_landmarker,
+)
+from .labels import (
+    ADE20K_CLASSES,
+    ADE20K_LABEL_CHANNELS,
+    ADE20K_PALETTE,
+    ADE20KMaskEncoder,
+    class_legend,
+    load_ade20k_mask,
+    mask_to_palette,
+    palette_to_mask,
+)
 from .pose import (
     POSE_LABEL_CHANNELS,
     PoseEncoder,
@@ -30,4 +52,26 @@ __all__ = [
     "render_pose_image",
     "render_pose_label",
     "scale_keypoints_to_canvas",
+    "ADE20KMaskEncoder",
+    "ADE20K_CLASSES",
+    "ADE20K_LABEL_CHANNELS",
+    "ADE20K_PALETTE",
+    "class_legend",
+    "load_ade20k_mask",
+    "mask_to_palette",
+    "palette_to_mask",
+    "EdgeEncoder",
+    "PhotoEdges",
+    "binarize_edge_map",
+    "is_edge_map",
+    "photo_to_edges",
+    "DlibLandmarker",
+    "FaceAlignment",
+    "FaceAlignmentWarning",
+    "FaceBackendMissingError",
+    "FaceLandmarker",
+    "FaceLandmarks",
+    "align_face",
+    "center_crop",
+    "default_landmarker",
 ]
