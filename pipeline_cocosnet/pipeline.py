@@ -84,11 +84,25 @@ class CoCosNetPipeline(DiffusionPipeline):
 
     @property
     def structure_encoder(self) -> StructureEncoder | None:
-        """The task's structure encoder, or ``None`` when the pipeline takes label tensors only."""
+        """The task's structure encoder, or ``None`` when the pipeline takes label tensors only.
+
+        Assign one to configure it (e.g. ``pipe.structure_encoder = EdgeEncoder(align_faces=True)``
+        or a pose encoder with a photo backend); its channel count must match the model's.
+        """
+        if getattr(self, "_structure_encoder", None) is not None:
+            return self._structure_encoder
         if not self.config.task:
             return None
         kwargs = {"channels": self.label_channels} if self.config.task == "edge-to-face" else {}
         return get_encoder(self.config.task, **kwargs)
+
+    @structure_encoder.setter
+    def structure_encoder(self, encoder: StructureEncoder | None) -> None:
+        if encoder is not None and encoder.channels != self.label_channels:
+            raise ValueError(
+                f"{type(encoder).__name__} produces {encoder.channels} channels but the model takes {self.label_channels}"
+            )
+        self._structure_encoder = encoder
 
     # ------------------------------------------------------------------ saving
 
