@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="Hub token (default: the one saved by `hf auth login`)")
     push.add_argument("--message", help="commit message")
     push.set_defaults(run=_push)
+
+    from .training.cli import register_train_command
+
+    register_train_command(commands)
     return parser
 
 

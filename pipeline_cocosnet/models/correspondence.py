@@ -75,7 +75,7 @@ class DomainAlignmentEncoder(nn.Module):
     4nef, 4nef, 2nef, nef channels. Its SPADE blocks are conditioned on the input.
     """
 
-    def __init__(self, in_channels: int, nef: int):
+    def __init__(self, in_channels: int, nef: int, spade_hidden: int = 128):
         super().__init__()
         widths = [nef, 2 * nef, 4 * nef, 4 * nef, 4 * nef]
         self.conv_in = SNConv2d(in_channels, nef, 3, padding=1, bias=False)
@@ -84,7 +84,7 @@ class DomainAlignmentEncoder(nn.Module):
         )
         out_widths = [4 * nef, 4 * nef, 4 * nef, 2 * nef, nef]
         self.decoder = nn.ModuleList(
-            SPADEResBlock(cin, cout, in_channels) for cin, cout in zip(out_widths, out_widths[1:])
+            SPADEResBlock(cin, cout, in_channels, spade_hidden) for cin, cout in zip(out_widths, out_widths[1:])
         )
 
     @property
@@ -109,6 +109,10 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
     ``model(label, exemplar, exemplar_label)`` with label/exemplar_label B×Cl×H×W in
     [0, 1] and exemplar B×3×H×W in [-1, 1]; H and W divisible by 32. The hierarchy
     is derived from the size: dense attention at 1/8, then PatchMatch at 1/4, 1/2, 1/1.
+
+    ``learn_gru`` (default False = the published behaviour): the final warp of each
+    PatchMatch level samples the exemplar and φ bilinearly at the GRU's fractional
+    offsets, so gradients reach the ConvGRU (in the published model they never do).
     """
 
     config_name = "config.json"
@@ -123,17 +127,19 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         num_candidates: int = 16,
         iterations: int = 5,
         temperature: float = 0.01,
+        learn_gru: bool = False,
+        spade_hidden: int = 128,
     ):
         super().__init__()
         self.window = round(num_candidates**0.5)
         if self.window**2 != num_candidates:
             raise ValueError(f"num_candidates must be a square (4×4 = 16 in CoCosNet v2), got {num_candidates}")
-        self.structure_encoder = DomainAlignmentEncoder(label_channels, nef)
-        self.exemplar_encoder = DomainAlignmentEncoder(image_channels + label_channels, nef)
+        self.structure_encoder = DomainAlignmentEncoder(label_channels, nef, spade_hidden)
+        self.exemplar_encoder = DomainAlignmentEncoder(image_channels + label_channels, nef, spade_hidden)
         widths = self.structure_encoder.out_channels
         self.theta = nn.ModuleList(nn.Conv2d(c, nef, 1) for c in widths)
         self.phi = nn.ModuleList(nn.Conv2d(c, nef, 1) for c in widths)
-        self.patchmatch = PatchMatch(nef, hidden_channels, num_candidates, iterations, temperature)
+        self.patchmatch = PatchMatch(nef, hidden_channels, num_candidates, iterations, temperature, learn_gru)
 
     def encode(
         self, label: torch.Tensor, exemplar: torch.Tensor, exemplar_label: torch.Tensor

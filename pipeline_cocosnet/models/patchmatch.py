@@ -20,6 +20,7 @@ from .matching import (
     pixel_grid,
     warp_by_indices,
 )
+from .sampling import bilinear_warp
 from .update import UpdateBlock
 
 HORIZONTAL, VERTICAL = -1, -2  # the pixel-grid dim a propagation runs along
@@ -65,11 +66,14 @@ class PatchMatch(nn.Module):
         num_candidates: int = 16,
         iterations: int = 5,
         temperature: float = 0.01,
+        learn_offsets: bool = False,
     ):
         super().__init__()
         self.num_candidates = num_candidates
         self.iterations = iterations
         self.temperature = temperature
+        #: learning-GRU mode: the final warp samples at the fractional offsets (see models/sampling.py)
+        self.learn_offsets = learn_offsets
         self.init_hidden = nn.Sequential(
             nn.Conv2d(2 * feature_channels, hidden_channels, 3, padding=1),
             nn.InstanceNorm2d(hidden_channels),
@@ -123,6 +127,8 @@ class PatchMatch(nn.Module):
             hidden, delta = self.update(hidden, probs.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
             offsets = offsets + delta.view_as(offsets).to(offsets.dtype)
         index = offsets_to_indices(offsets)
+        if self.learn_offsets:  # differentiable in the GRU's updates; index only seeds the next level
+            return bilinear_warp(theta, phi, exemplar, offsets, self.temperature), index
         weights = F.softmax(match_scores(theta, phi, index) / self.temperature, dim=1, dtype=theta.dtype)
         return warp_by_indices(exemplar.to(weights.dtype), index, weights), index
 
