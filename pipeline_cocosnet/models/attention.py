@@ -45,3 +45,19 @@ def dense_attention(theta: torch.Tensor, phi: torch.Tensor, temperature: float) 
     """The full attention matrix softmax(θᵀφ/τ), B×N×N (for training losses at small sizes)."""
     theta, phi = matching_dtype(theta), matching_dtype(phi)
     return torch.softmax(torch.bmm(pixel_table(theta), phi.flatten(2)) / temperature, dim=-1)
+
+
+@full_precision
+def best_correlation(theta: torch.Tensor, phi: torch.Tensor, chunk_elements: int = DEFAULT_ATTENTION_CHUNK) -> torch.Tensor:
+    """Each structure pixel's best raw match score max_q ⟨θ(p), φ(q)⟩ (no temperature, no softmax): B×h×w.
+
+    θ and φ are unit-norm and zero-mean per pixel, so the scores are cosine similarities
+    in [-1, 1], comparable across exemplars (a softmax would normalise them away).
+    """
+    theta, phi = matching_dtype(theta), matching_dtype(phi)
+    b, _, h, w = theta.shape
+    n = h * w
+    query, key = pixel_table(theta), phi.flatten(2)
+    step = max(1, chunk_elements // max(1, b * phi.shape[-2] * phi.shape[-1]))
+    best = [torch.bmm(query[:, start : start + step], key).amax(dim=-1) for start in range(0, n, step)]
+    return torch.cat(best, dim=1).view(b, h, w)

@@ -151,6 +151,12 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         phi = [normalize_channels(conv(f), center=True) for conv, f in zip(self.phi, exemplar_side)]
         return MatchingFeatures(structure, exemplar_side, theta, phi)
 
+    def attend(
+        self, theta: torch.Tensor, phi: torch.Tensor, exemplar: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dense coarsest level: warp B×3×h×w and argmax index B×h×w (see ``dense_correspondence``)."""
+        return dense_correspondence(theta, phi, exemplar, self.config.temperature)
+
     def match(
         self,
         features: MatchingFeatures,
@@ -168,7 +174,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
             size = tuple(theta.shape[-2:])
             target = F.avg_pool2d(exemplar, exemplar.shape[-1] // size[1]) if size != exemplar.shape[-2:] else exemplar
             if not indices:
-                warp, index = dense_correspondence(theta, phi, target, self.config.temperature)
+                warp, index = self.attend(theta, phi, target)
                 index = index.unsqueeze(1)
             else:
                 offsets = initial_offsets(indices[-1][:, 0], size, self.window)

@@ -25,9 +25,8 @@ __all__ = [
 
 def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Normalise each pixel over channels: (x − mean) / sqrt(unbiased var + eps)."""
-    mean = x.mean(dim=1, keepdim=True)
-    var = x.var(dim=1, keepdim=True, unbiased=True)
-    return (x - mean) / torch.sqrt(var + eps)
+    var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=1)  # one pass for both
+    return (x - mean).div_(torch.sqrt(var + eps))
 
 
 def normalize_channels(x: torch.Tensor, center: bool = False, eps: float = 1e-10) -> torch.Tensor:
@@ -83,8 +82,16 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, channels, 3, padding=1, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        actv = F.relu(self.mlp_shared(resize_nearest(cond, x.shape[-2:])))
-        return positional_norm(x) * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+        actv = F.relu(self.mlp_shared(resize_nearest(cond, x.shape[-2:])), inplace=True)
+        gamma, beta = self.modulation(actv)
+        return torch.addcmul(beta, positional_norm(x), 1 + gamma)
+
+    def modulation(self, actv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """γ and β from the shared activation: one convolution, as both read the same padded input."""
+        weight = torch.cat([self.mlp_gamma.weight, self.mlp_beta.weight])
+        bias = torch.cat([self.mlp_gamma.bias, self.mlp_beta.bias])
+        both = F.conv2d(F.pad(actv, (1, 1, 1, 1), mode="reflect"), weight, bias)
+        return both.chunk(2, dim=1)
 
 
 class SPADEResBlock(nn.Module):

@@ -89,19 +89,29 @@ def match_scores(
     theta, phi = matching_dtype(theta), matching_dtype(phi)
     b, c, h, w = theta.shape
     k, n = index.shape[1], h * w
-    query = pixel_table(theta)  # B×N×C
+    # pixel-major layouts (N×B×…), so that a chunk of pixels is one contiguous slice
+    query = theta.permute(2, 3, 0, 1).reshape(n, b, c, 1).contiguous()
     table = pixel_table(phi).view(b * n, c)
-    rows = index.view(b, k, n).transpose(1, 2).contiguous()  # B×N×K: each pixel's candidates together
+    rows = index.reshape(b, k, n).permute(2, 0, 1)  # N×B×K: each pixel's candidates together
     if b > 1:
-        rows += torch.arange(b, device=rows.device).view(b, 1, 1) * n
-    scores = torch.empty(b, n, k, dtype=theta.dtype, device=theta.device)
+        rows = rows + torch.arange(b, device=rows.device).view(1, b, 1) * n
+    rows = rows.contiguous()
+    # inference writes each chunk in place; under autograd (training) the chunks are concatenated
+    differentiable = torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad)
+    scores = None if differentiable else torch.empty(n, b, k, 1, dtype=theta.dtype, device=theta.device)
+    chunks = []
     step = max(1, chunk_elements // (b * k * c))
     for start in range(0, n, step):
         stop = min(n, start + step)
-        m = stop - start
-        gathered = table.index_select(0, rows[:, start:stop].reshape(-1)).view(b * m, k, c)
-        scores[:, start:stop] = torch.bmm(gathered, query[:, start:stop].reshape(b * m, c, 1)).view(b, m, k)
-    return scores.transpose(1, 2).reshape(b, k, h, w)
+        m = (stop - start) * b
+        gathered = table.index_select(0, rows[start:stop].view(-1)).view(m, k, c)
+        if differentiable:
+            chunks.append(torch.bmm(gathered, query[start:stop].view(m, c, 1)))
+        else:
+            torch.bmm(gathered, query[start:stop].view(m, c, 1), out=scores[start:stop].view(m, k, 1))
+    if differentiable:
+        scores = torch.cat(chunks)
+    return scores.view(n, b, k).permute(1, 2, 0).reshape(b, k, h, w)
 
 
 @full_precision

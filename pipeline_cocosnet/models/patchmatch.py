@@ -84,6 +84,10 @@ class PatchMatch(nn.Module):
         )
         self.update = UpdateBlock(num_candidates, hidden_channels)
 
+    def score(self, theta: torch.Tensor, phi: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Matching scores ⟨θ(p), φ(index_k(p))⟩ of the candidates, B×K×h×w (see ``match_scores``)."""
+        return match_scores(theta, phi, index)
+
     def select(self, theta: torch.Tensor, phi: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keep the K most probable of the candidate offsets.
 
@@ -91,7 +95,7 @@ class PatchMatch(nn.Module):
         (softmax over all candidates, descending).
         """
         index = offsets_to_indices(offsets)
-        probs = F.softmax(match_scores(theta, phi, index) / self.temperature, dim=1, dtype=theta.dtype)
+        probs = F.softmax(self.score(theta, phi, index) / self.temperature, dim=1, dtype=theta.dtype)
         probs, order = probs.topk(self.num_candidates, dim=1)
         return indices_to_offsets(index.gather(1, order), offsets.dtype), probs
 
@@ -121,7 +125,8 @@ class PatchMatch(nn.Module):
         """
         theta, phi = matching_dtype(theta), matching_dtype(phi)
         offsets = offsets.to(theta.dtype)
-        hidden = self.init_hidden(torch.cat([theta, phi], dim=1))
+        # matching runs in float32+, the ConvGRU in the weights' dtype (e.g. fp16 components)
+        hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
         for _ in range(self.iterations):
             offsets, probs = self.search(theta, phi, offsets, _horizontal_first(generator))
             hidden, delta = self.update(hidden, probs.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
@@ -129,7 +134,7 @@ class PatchMatch(nn.Module):
         index = offsets_to_indices(offsets)
         if self.learn_offsets:  # differentiable in the GRU's updates; index only seeds the next level
             return bilinear_warp(theta, phi, exemplar, offsets, self.temperature), index
-        weights = F.softmax(match_scores(theta, phi, index) / self.temperature, dim=1, dtype=theta.dtype)
+        weights = F.softmax(self.score(theta, phi, index) / self.temperature, dim=1, dtype=theta.dtype)
         return warp_by_indices(exemplar.to(weights.dtype), index, weights), index
 
 

@@ -6,6 +6,8 @@ that predicts an additive update for every candidate's (row, col) offset.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,9 +25,10 @@ class MotionEncoder(nn.Module):
         self.conv = nn.Conv2d(128, out_channels, 3, padding=1)
 
     def forward(self, probs: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        c = F.relu(self.convc2(F.relu(self.convc1(probs))))
-        f = F.relu(self.convf2(F.relu(self.convf1(flow))))
-        return torch.cat([F.relu(self.conv(torch.cat([c, f], dim=1))), flow], dim=1)
+        relu = functools.partial(F.relu, inplace=True)  # on fresh conv outputs: saves a copy each
+        c = relu(self.convc2(relu(self.convc1(probs))))
+        f = relu(self.convf2(relu(self.convf1(flow))))
+        return torch.cat([relu(self.conv(torch.cat([c, f], dim=1))), flow], dim=1)
 
 
 class SepConvGRU(nn.Module):
@@ -39,10 +42,12 @@ class SepConvGRU(nn.Module):
                 self.add_module(f"conv{gate}{axis}", nn.Conv2d(total, hidden_channels, kernel, padding=pad))
 
     def _step(self, h: torch.Tensor, x: torch.Tensor, axis: str) -> torch.Tensor:
+        convz, convr, convq = (getattr(self, f"conv{gate}{axis}") for gate in "zrq")
         hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(getattr(self, f"convz{axis}")(hx))
-        r = torch.sigmoid(getattr(self, f"convr{axis}")(hx))
-        q = torch.tanh(getattr(self, f"convq{axis}")(torch.cat([r * h, x], dim=1)))
+        # the update and reset gates read the same input: one convolution for both
+        gates = F.conv2d(hx, torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias]), padding=convz.padding)
+        z, r = torch.sigmoid(gates).chunk(2, dim=1)
+        q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
         return (1 - z) * h + z * q
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +63,7 @@ class FlowHead(nn.Module):
         self.conv2 = nn.Conv2d(64, out_channels, 3, padding=1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.relu(self.conv1(h)))
+        return self.conv2(F.relu(self.conv1(h), inplace=True))
 
 
 class UpdateBlock(nn.Module):

@@ -1,0 +1,110 @@
+"""The fast paths compute exactly what the straightforward ones do (float64).
+
+The straightforward reference (benchmarks/naive.py, also the benchmark's baseline) scores
+candidates one at a time over whole feature maps and builds the full N×N attention.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmarks.naive import full_attention, naive_copy, per_candidate_scores
+from pipeline_cocosnet.models.attention import dense_correspondence
+from pipeline_cocosnet.models.layers import normalize_channels
+from pipeline_cocosnet.models.matching import match_scores
+from pipeline_cocosnet.models.update import SepConvGRU
+
+from .conftest import random_inputs, tiny_models
+
+H, W = 16, 24  # non-square
+
+
+def features(batch: int, channels: int = 8, seed: int = 0, size: tuple[int, int] = (H, W)) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return normalize_channels(torch.randn(batch, channels, *size, generator=g, dtype=torch.float64), center=True)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 1000, 1 << 22])
+def test_chunked_candidate_scores_equal_per_candidate_scores(chunk_elements):
+    theta, phi = features(2, seed=0), features(2, seed=1)
+    index = torch.randint(0, H * W, (2, 48, H, W), generator=torch.Generator().manual_seed(2))
+    fast = match_scores(theta, phi, index, chunk_elements=chunk_elements)
+    torch.testing.assert_close(fast, per_candidate_scores(theta, phi, index), atol=1e-15, rtol=0)
+
+
+def test_batch_items_never_mix_in_candidate_scoring():
+    theta, phi = features(2, seed=0), features(2, seed=1)
+    index = torch.randint(0, H * W, (2, 16, H, W), generator=torch.Generator().manual_seed(2))
+    together = match_scores(theta, phi, index, chunk_elements=500)
+    alone = match_scores(theta[1:], phi[1:], index[1:], chunk_elements=500)
+    torch.testing.assert_close(together[1:], alone, atol=1e-15, rtol=0)
+
+
+@pytest.mark.parametrize("chunk_elements", [H * W * 2, 3 * H * W * 2 + 5, 1 << 24])
+def test_chunked_dense_level_equals_the_full_attention_matrix(chunk_elements):
+    theta, phi = features(2, seed=3), features(2, seed=4)
+    exemplar = torch.rand(2, 3, H, W, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    warp, index = dense_correspondence(theta, phi, exemplar, 0.01, chunk_elements=chunk_elements)
+    full_warp, full_index = full_attention(theta, phi, exemplar, 0.01)
+    torch.testing.assert_close(warp, full_warp, atol=1e-14, rtol=0)
+    assert torch.equal(index, full_index)
+
+
+def test_the_whole_correspondence_equals_its_straightforward_twin():
+    correspondence, _ = tiny_models(4, dtype=torch.float64)
+    twin = naive_copy(correspondence)
+    inputs = random_inputs(2, 4, 64, 96, dtype=torch.float64)
+    with torch.no_grad():
+        fast, naive = correspondence(*inputs), twin(*inputs)
+    for level, (a, b) in enumerate(zip(fast.level_indices, naive.level_indices)):
+        assert torch.equal(a, b), f"level {level} indices differ"
+    for a, b in zip(fast.warps, naive.warps):
+        torch.testing.assert_close(a, b, atol=1e-13, rtol=0)
+
+
+def test_fused_gru_gates_equal_the_separate_gate_convolutions():
+    gru = SepConvGRU(8, 12).double()
+    g = torch.Generator().manual_seed(6)
+    h, x = torch.randn(1, 8, H, W, generator=g, dtype=torch.float64), torch.randn(1, 12, H, W, generator=g, dtype=torch.float64)
+
+    def step(h, x, axis):  # the ConvGRU equations, one convolution per gate
+        hx = torch.cat([h, x], dim=1)
+        z = torch.sigmoid(getattr(gru, f"convz{axis}")(hx))
+        r = torch.sigmoid(getattr(gru, f"convr{axis}")(hx))
+        q = torch.tanh(getattr(gru, f"convq{axis}")(torch.cat([r * h, x], dim=1)))
+        return (1 - z) * h + z * q
+
+    with torch.no_grad():
+        torch.testing.assert_close(gru(h, x), step(step(h, x, "1"), x, "2"), atol=1e-14, rtol=0)
+
+
+def test_channels_last_changes_no_stable_output():
+    """NHWC convolutions: the dense level and the translator agree with NCHW to float32 rounding.
+
+    (Levels 1–3 are not compared in float32: PatchMatch on truncated fractional offsets
+    amplifies any rounding difference — see the README's precision notes.)
+    """
+    correspondence, translator = tiny_models(4)
+    inputs = random_inputs(1, 4, 64, 64)
+    with torch.no_grad():
+        reference = correspondence(*inputs)
+        image = translator(inputs[0], reference.warps)
+        correspondence.to(memory_format=torch.channels_last)
+        translator.to(memory_format=torch.channels_last)
+        fast = correspondence(*inputs)
+        fast_image = translator(inputs[0], reference.warps)
+    # the softmax at τ = 0.01 scales feature rounding (~1e-7) by 100
+    torch.testing.assert_close(fast.warps[0], reference.warps[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(fast_image, image, atol=1e-5, rtol=0)
+
+
+def test_candidate_scores_are_differentiable_for_training():
+    theta, phi = features(1, seed=0).requires_grad_(), features(1, seed=1).requires_grad_()
+    index = torch.randint(0, H * W, (1, 16, H, W), generator=torch.Generator().manual_seed(2))
+    match_scores(theta, phi, index, chunk_elements=1000).sum().backward()
+    reference = [t.detach().requires_grad_() for t in (theta, phi)]
+    per_candidate_scores(*reference, index).sum().backward()
+    torch.testing.assert_close(theta.grad, reference[0].grad, atol=1e-13, rtol=0)
+    torch.testing.assert_close(phi.grad, reference[1].grad, atol=1e-13, rtol=0)
