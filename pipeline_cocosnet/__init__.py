@@ -1,7 +1,7 @@
 """CoCosNet v2: full-resolution correspondence learning for exemplar-based image translation."""
 
 from .models import CoCosNetCorrespondence, CoCosNetTranslator, CorrespondenceOutput
-from .pipeline import CoCosNetPipeline, CoCosNetPipelineOutput
+from .pipeline import DEMO_MODEL, CoCosNetPipeline, CoCosNetPipelineOutput, ExemplarSuggestion, demo_model_path
 
 __version__ = "0.1.0"
 
@@ -11,5 +11,8 @@ __all__ = [
     "CorrespondenceOutput",
     "CoCosNetPipeline",
     "CoCosNetPipelineOutput",
+    "ExemplarSuggestion",
+    "DEMO_MODEL",
+    "demo_model_path",
     "__version__",
 ]

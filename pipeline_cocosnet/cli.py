@@ -63,6 +63,25 @@ def _translate(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _suggest(args: argparse.Namespace) -> None:
+    from .pipeline import CoCosNetPipeline
+
+    if args.exemplar_structures and len(args.exemplar_structures) != len(args.exemplars):
+        raise ValueError(f"got {len(args.exemplars)} exemplars but {len(args.exemplar_structures)} exemplar structures")
+    pipe = CoCosNetPipeline.from_pretrained(args.model).to(args.device)
+    structures = [_structure_arg(s) for s in args.exemplar_structures] if args.exemplar_structures else None
+    suggestions = pipe.suggest_exemplars(
+        _structure_arg(args.structure),
+        [str(path) for path in args.exemplars],
+        structures,
+        height=args.height,
+        width=args.width,
+        top_k=args.top_k,
+    )
+    for rank, suggestion in enumerate(suggestions, 1):
+        print(f"{rank}\t{suggestion.score:.4f}\t{args.exemplars[suggestion.index]}")
+
+
 def _push(args: argparse.Namespace) -> None:
     from .pipeline import CoCosNetPipeline
 
@@ -128,6 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weights dtype")
     translate.add_argument("--quiet", action="store_true", help="no progress bar")
     translate.set_defaults(run=_translate)
+
+    suggest = commands.add_parser(
+        "suggest",
+        help="rank exemplar photos by how well they match a structure",
+        description=(
+            "Rank a gallery of exemplars for one structure with the model's own dense-level matching scores "
+            "(mean over structure positions of the best feature correlation). Prints rank, score and path, best "
+            "first. Exemplar structures are extracted from the photos when not given (pose: a pose estimator, "
+            "masks: a segmentation model, edges: the edge extractor)."
+        ),
+    )
+    suggest.add_argument("--model", required=True, help="pipeline folder or Hugging Face Hub repo id")
+    suggest.add_argument("--structure", required=True, help="the structure (same forms as for translate)")
+    suggest.add_argument("--exemplars", required=True, nargs="+", type=Path, help="the gallery photos")
+    suggest.add_argument("--exemplar-structures", nargs="+", help="their structures, in the same order (optional)")
+    suggest.add_argument("--top-k", type=int, help="print only the best K")
+    suggest.add_argument("--height", type=int, help="working height, a multiple of 32 (default: the model's)")
+    suggest.add_argument("--width", type=int, help="working width, a multiple of 32 (default: the model's)")
+    suggest.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
+    suggest.set_defaults(run=_suggest)
 
     push = commands.add_parser(
         "push",

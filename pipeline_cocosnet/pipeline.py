@@ -18,11 +18,24 @@ from huggingface_hub import create_repo, upload_folder
 
 from .model_card import write_model_card
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
+from .models.attention import best_correlation
 from .models.inputs import check_size
+from .processing.backends import BackendMissingError, ModelUnavailableError
 from .processing.base import StructureEncoder, StructureError, get_encoder
 from .processing.images import as_photo, exemplar_to_tensor, open_image, to_output
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+
+#: the documented name of the embedded demo model (``CoCosNetPipeline.from_pretrained(DEMO_MODEL)``)
+DEMO_MODEL = "demo"
+#: how the demo model's ``config.origin`` starts (the app shows it as a note)
+DEMO_ORIGIN_PREFIX = "demo weights trained on procedural scenes"
+
+
+def demo_model_path() -> Path:
+    """The folder of the embedded demo pipeline (mask-to-image, 128×128, trained on procedural
+    landscape scenes in ADE20k class ids by this package's training code, NOT on ADE20k)."""
+    return Path(__file__).resolve().parent / "weights" / "demo-scenes"
 
 
 @dataclass
@@ -40,6 +53,20 @@ class CoCosNetPipelineOutput(BaseOutput):
     warps: list[Any] | None = None
 
 
+@dataclass(frozen=True)
+class ExemplarSuggestion:
+    """One ranked gallery exemplar from :meth:`CoCosNetPipeline.suggest_exemplars`.
+
+    Attributes:
+        index: position of the exemplar in the gallery given.
+        score: mean over structure positions of the best dense-level match score, in [-1, 1]
+            (higher: every part of the structure finds a similar part in the exemplar).
+    """
+
+    index: int
+    score: float
+
+
 class CoCosNetPipeline(DiffusionPipeline):
     """Exemplar-based image translation with CoCosNet v2.
 
@@ -51,6 +78,8 @@ class CoCosNetPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "correspondence->translator"
+    #: run the components' convolutions in channels-last layout (not for float64); set False to keep NCHW
+    channels_last: bool = True
 
     def __init__(
         self,
@@ -104,6 +133,29 @@ class CoCosNetPipeline(DiffusionPipeline):
             )
         self._structure_encoder = encoder
 
+    @property
+    def is_demo(self) -> bool:
+        """Whether these are the embedded demo weights (trained on procedural scenes, not real data)."""
+        return str(self.config.origin or "").startswith(DEMO_ORIGIN_PREFIX)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """``DiffusionPipeline.from_pretrained``, plus the name ``"demo"`` (:data:`DEMO_MODEL`).
+
+        ``"demo"`` loads the embedded demo pipeline (:func:`demo_model_path`; stored in fp16,
+        loaded in float32 unless ``dtype`` (or ``torch_dtype``) says otherwise; runs on CPU).
+        """
+        if str(pretrained_model_name_or_path) == DEMO_MODEL:
+            folder = demo_model_path()
+            if not (folder / "model_index.json").is_file():
+                raise FileNotFoundError(f"the demo model is missing from this installation (expected {folder})")
+            if "torch_dtype" not in kwargs and "dtype" not in kwargs:
+                kwargs["dtype"] = torch.float32
+            pretrained_model_name_or_path = str(folder)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     # ------------------------------------------------------------------ saving
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
@@ -153,8 +205,8 @@ class CoCosNetPipeline(DiffusionPipeline):
         )
 
     def _encode_structure(self, structure: Any, size: tuple[int, int], what: str) -> torch.Tensor:
-        if isinstance(structure, np.ndarray) and np.issubdtype(structure.dtype, np.floating):
-            structure = torch.from_numpy(structure)
+        if isinstance(structure, np.ndarray) and np.issubdtype(structure.dtype, np.floating) and structure.ndim == 3:
+            structure = torch.from_numpy(structure)  # (2-D float arrays, e.g. 18×2 keypoints, go to the encoder)
         if self._is_encoded(structure):
             if structure.min() < 0 or structure.max() > 1:
                 raise StructureError(f"{what}: an encoded label must lie in [0, 1]")
@@ -177,7 +229,7 @@ class CoCosNetPipeline(DiffusionPipeline):
     def _as_batch(value: Any, what: str) -> list[Any]:
         if isinstance(value, torch.Tensor) and value.dim() == 4:
             return list(value)
-        if isinstance(value, list):
+        if isinstance(value, list) and not _is_point_list(value):  # a list of (x, y) / None is one pose
             if not value:
                 raise ValueError(f"{what} is an empty batch")
             return value
@@ -223,11 +275,99 @@ class CoCosNetPipeline(DiffusionPipeline):
         photo = as_photo(exemplar, f"exemplar[{index}]")
         try:
             return self.structure_encoder.extract(photo)
-        except StructureError as error:
+        except (StructureError, BackendMissingError, ModelUnavailableError) as error:
             raise StructureError(
                 f"exemplar[{index}] came without exemplar_structure and its structure cannot be extracted from "
                 f"the photo ({error}); pass exemplar_structure="
-            ) from None
+            ) from (None if isinstance(error, StructureError) else error)
+
+    # ------------------------------------------------------------------ exemplar suggestions
+
+    @torch.no_grad()
+    def suggest_exemplars(
+        self,
+        structure: Any,
+        exemplars: Any,
+        exemplar_structures: Any = None,
+        *,
+        height: int | None = None,
+        width: int | None = None,
+        top_k: int | None = None,
+    ) -> list[ExemplarSuggestion]:
+        """Rank a gallery of exemplars by how well the correspondence network matches each to ``structure``.
+
+        Uses the network's own dense level (H/8×W/8, the level that attends to every exemplar
+        position): for each structure position p, the best raw match score
+        max_q ⟨θ(p), φ(q)⟩ over the exemplar's positions q (a cosine similarity of the
+        domain-aligned matching features; no temperature or softmax, which would make every
+        row sum to one and hide how good the best match is). The exemplar's score is the mean
+        over p: high when every part of the structure finds a similar part somewhere in the
+        exemplar. No extra model.
+
+        Args:
+            structure: one structure, in any form ``__call__`` accepts (or a photo, where the
+                task's encoder can extract its structure).
+            exemplars: the gallery: a list of photos (or one B×3×H×W tensor in [-1, 1]).
+            exemplar_structures: their structures (a list as long as ``exemplars``; None
+                entries are extracted from the photo); omitted: all extracted.
+            height, width: working size (multiples of 32); default the model's resolution.
+            top_k: return only the best ``top_k``.
+
+        Returns:
+            :class:`ExemplarSuggestion` (gallery index, score), best first (ties: lower index first).
+        """
+        if structure is None:
+            raise ValueError("structure is required")
+        if isinstance(structure, torch.Tensor) and structure.dim() == 4:
+            if structure.shape[0] != 1:
+                raise ValueError(f"suggest_exemplars ranks a gallery for one structure, got a batch of {structure.shape[0]}")
+            structure = structure[0]
+        gallery = list(exemplars) if isinstance(exemplars, (list, tuple)) or (
+            isinstance(exemplars, torch.Tensor) and exemplars.dim() == 4
+        ) else [exemplars]
+        if not gallery:
+            raise ValueError("exemplars is an empty gallery")
+        if exemplar_structures is None:
+            gallery_structures = [None] * len(gallery)
+        else:
+            gallery_structures = list(exemplar_structures) if isinstance(exemplar_structures, (list, tuple)) or (
+                isinstance(exemplar_structures, torch.Tensor) and exemplar_structures.dim() == 4
+            ) else [exemplar_structures]
+            if len(gallery_structures) != len(gallery):
+                raise ValueError(f"got {len(gallery)} exemplars but {len(gallery_structures)} exemplar structures")
+        if any(s is None for s in gallery_structures) and self.structure_encoder is None:
+            raise ValueError(
+                "exemplar_structures are required: this pipeline has no task set, so exemplar labels cannot be "
+                "extracted from the photos"
+            )
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+
+        size = self._working_size(height, width, [structure])
+        encoder = self.structure_encoder
+        prepare = encoder.prepare_exemplar if encoder is not None else None
+        device, dtype = self._execution_device, self.correspondence.dtype
+        label = self._encode_structure(structure, size, "structure")[None].to(device, dtype)
+        scores: list[float] = []
+        chunk = 4  # exemplars encoded together
+        for start in range(0, len(gallery), chunk):
+            items = range(start, min(start + chunk, len(gallery)))
+            exemplar_batch = torch.stack(
+                [exemplar_to_tensor(gallery[i], size, prepare, f"exemplars[{i}]") for i in items]
+            ).to(device, dtype)
+            exemplar_labels = torch.stack([
+                self._encode_structure(
+                    self._exemplar_structure_from_photo(gallery[i], i) if gallery_structures[i] is None else gallery_structures[i],
+                    size,
+                    f"exemplar_structures[{i}]",
+                )
+                for i in items
+            ]).to(device, dtype)
+            features = self.correspondence.encode(label.expand(len(items), -1, -1, -1), exemplar_batch, exemplar_labels)
+            scores += best_correlation(features.theta[0], features.phi[0]).mean(dim=(1, 2)).tolist()
+        self.maybe_free_model_hooks()
+        ranking = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        return [ExemplarSuggestion(i, scores[i]) for i in ranking[:top_k]]
 
     # ------------------------------------------------------------------ call
 
@@ -257,7 +397,8 @@ class CoCosNetPipeline(DiffusionPipeline):
                 a float tensor 3×H×W in [-1, 1]; one for the whole batch or one per item.
             exemplar_structure: the exemplar's own structure, same forms as ``structure``.
                 When omitted, the task's encoder extracts it from the exemplar photo
-                where it can (edges); otherwise it is required.
+                (edges; poses and masks with the photo backends, see
+                ``docs/structure_from_photos.md``); without a task it is required.
             height, width: working size (multiples of 32); default: the model's resolution
                 (or the size of encoded label tensors).
             output_type: ``"pil"``, ``"np"`` (B×H×W×3 in [0, 1]) or ``"pt"`` (B×3×H×W in [0, 1]).
@@ -284,6 +425,10 @@ class CoCosNetPipeline(DiffusionPipeline):
         label = torch.stack(labels).to(device, dtype)
         exemplar_batch = torch.stack(exemplar_tensors).to(device, dtype)
         exemplar_label = torch.stack(exemplar_labels).to(device, dtype)
+
+        if self.channels_last and dtype != torch.float64:
+            for model in (self.correspondence, self.translator):  # oneDNN / cuDNN convs run faster NHWC
+                model.to(memory_format=torch.channels_last)
 
         levels = len(self.correspondence.structure_encoder.decoder)
         with self.progress_bar(total=levels + 2) as progress:
@@ -321,3 +466,15 @@ def _input_size(structure: Any) -> tuple[int, int] | None:
     if isinstance(structure, (np.ndarray, torch.Tensor)) and structure.ndim >= 2:
         return tuple(structure.shape[-2:]) if isinstance(structure, torch.Tensor) else tuple(structure.shape[:2])
     return None
+
+
+def _is_point_list(value: list) -> bool:
+    """Whether ``value`` is keypoints — (x, y) pairs or None — rather than a batch of structures."""
+    def is_point(item: Any) -> bool:
+        if item is None:
+            return True
+        if isinstance(item, (tuple, list, np.ndarray)) and len(item) == 2:
+            return all(isinstance(v, (int, float, np.integer, np.floating)) for v in item)
+        return False
+
+    return bool(value) and all(is_point(item) for item in value) and any(item is not None for item in value)

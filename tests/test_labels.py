@@ -183,9 +183,11 @@ def test_negative_and_fractional_indices_are_rejected():
         load_ade20k_mask(np.full((2, 2), 1.5))
 
 
-def test_extract_explains_that_masks_must_be_given():
-    with pytest.raises(StructureError, match="pass the exemplar's mask"):
-        ADE20KMaskEncoder().extract(Image.new("RGB", (8, 8)))
+def test_extract_segments_with_the_given_segmenter_and_checks_its_output():
+    mask = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    assert (ADE20KMaskEncoder(segmenter=lambda photo: mask).extract(Image.new("RGB", (8, 6))) == mask).all()
+    with pytest.raises(StructureError, match="outside 0..150"):
+        ADE20KMaskEncoder(segmenter=lambda photo: mask + 200).extract(Image.new("RGB", (8, 6)))
 
 
 # --------------------------------------------------------------------------- palette vs index

@@ -23,6 +23,15 @@ from .labels import (
     mask_to_palette,
     palette_to_mask,
 )
+from .backends import BackendMissingError, ModelUnavailableError
+from .pose_estimation import (  # transformers / mediapipe are imported only when a backend is created
+    MediaPipePoseEstimator,
+    PoseEstimator,
+    VitPoseEstimator,
+    coco17_to_openpose18,
+    get_pose_estimator,
+)
+from .segmentation import Segmenter, TransformersSegmenter, get_segmenter, render_segmentation, segment_photo
 from .pose import (
     POSE_LABEL_CHANNELS,
     PoseEncoder,
@@ -74,4 +83,16 @@ __all__ = [
     "align_face",
     "center_crop",
     "default_landmarker",
+    "BackendMissingError",
+    "ModelUnavailableError",
+    "PoseEstimator",
+    "VitPoseEstimator",
+    "MediaPipePoseEstimator",
+    "coco17_to_openpose18",
+    "get_pose_estimator",
+    "Segmenter",
+    "TransformersSegmenter",
+    "get_segmenter",
+    "render_segmentation",
+    "segment_photo",
 ]

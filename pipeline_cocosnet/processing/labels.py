@@ -28,6 +28,11 @@ How an input is read (``input_format="auto"``; force it with ``"index"`` or
   value is one of the palette's grey colours (0, 120, 140, 220, 230), which makes
   them palette images.
 
+:class:`ADE20KMaskEncoder` adds photos: a colour picture most of whose pixels are far
+from every palette colour is segmented by a ``transformers`` ADE20k model (see
+:mod:`.segmentation`); ``input_format="photo"`` forces that. ``load_ade20k_mask`` reads
+masks only.
+
 The label is the one-hot encoding of the index mask (after a NEAREST resize to the
 requested size): float32 151×H×W with channel ``k`` = 1 where the pixel's class is
 ``k`` (channel 0: unknown), as CoCosNet's ADE20k loader builds it (``label_nc`` 150
@@ -292,26 +297,81 @@ def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------- encoder
 
 
+def _looks_like_photo(rgb: np.ndarray) -> bool:
+    """True for a colour picture whose pixels are mostly far from every palette colour (a photo).
+
+    Palette images, even JPEG-compressed or antialiased, have most pixels within 16 (per
+    channel) of a palette colour; photos have few (the fixture photos: 11–27 %). Grey
+    images (R = G = B) are never photos here: they are index masks saved as RGB.
+    """
+    rgb = rgb[..., :3]
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return False
+    step = max(1, max(rgb.shape[:2]) // 128)
+    pixels = rgb[::step, ::step].astype(np.int16).reshape(-1, 1, 3)
+    colours = np.array([_UNKNOWN_COLOUR, *ADE20K_PALETTE], dtype=np.int16)
+    distance = np.abs(pixels - colours[None]).max(axis=-1).min(axis=-1)
+    return bool((distance <= 16).mean() < 0.5)
+
+
 @register_encoder
 class ADE20KMaskEncoder(StructureEncoder):
-    """mask-to-image (ADE20k): an index mask or palette image → the 151-channel one-hot label.
+    """mask-to-image (ADE20k): an index mask, a palette image or a photo → the 151-channel one-hot label.
 
     Args:
-        input_format: how inputs are read: ``"auto"`` (see the module docstring),
-            ``"index"`` (always class indices) or ``"palette"`` (always ADE20k colours).
+        input_format: how inputs are read: ``"auto"`` (the rule in the module docstring;
+            a colour picture that does not look like a palette image — most pixels far from
+            every palette colour — is a photo and is segmented), ``"index"`` (always class
+            indices), ``"palette"`` (always ADE20k colours) or ``"photo"`` (always segmented).
+        segmenter: the photo segmentation backend: a ``transformers`` model id or folder
+            (default :data:`~.segmentation.DEFAULT_SEGMENTATION_MODEL`) or any
+            :class:`~.segmentation.Segmenter`. Resolved on the first photo.
     """
 
     task = "mask-to-image"
     channels = ADE20K_LABEL_CHANNELS
 
-    def __init__(self, input_format: InputFormat = "auto") -> None:
-        if input_format not in ("auto", "index", "palette"):
-            raise ValueError(f"input_format must be 'auto', 'index' or 'palette', got {input_format!r}")
+    def __init__(self, input_format: str = "auto", segmenter: Any = None) -> None:
+        if input_format not in ("auto", "index", "palette", "photo"):
+            raise ValueError(f"input_format must be 'auto', 'index', 'palette' or 'photo', got {input_format!r}")
         self.input_format = input_format
+        self._segmenter_spec = segmenter
+        self._segmenter = None
+
+    @property
+    def segmenter(self) -> Any:
+        """The photo segmenter (created on first access)."""
+        if self._segmenter is None:
+            from .segmentation import get_segmenter
+
+            self._segmenter = get_segmenter(self._segmenter_spec)
+        return self._segmenter
+
+    def _as_photo(self, structure: Any) -> Image.Image | None:
+        """``structure`` as an RGB photo when it is to be segmented, else None."""
+        if self.input_format in ("index", "palette"):
+            return None
+        if isinstance(structure, (str, os.PathLike)):
+            structure = _open(structure)
+        if isinstance(structure, Image.Image) and structure.mode not in _INDEX_MODES:
+            rgb = np.asarray(structure.convert("RGB"))
+        elif isinstance(structure, np.ndarray) and structure.dtype == np.uint8 and structure.ndim == 3 and structure.shape[2] in (3, 4):
+            rgb = structure[..., :3]
+        elif self.input_format == "photo":
+            raise StructureError(
+                f"mask-to-image: input_format='photo' needs an RGB photo (PIL image, uint8 H×W×3 array or image "
+                f"path), got {type(structure).__name__}"
+            )
+        else:
+            return None
+        if self.input_format == "photo" or _looks_like_photo(rgb):
+            return Image.fromarray(np.ascontiguousarray(rgb))
+        return None
 
     def index_mask(self, structure: Any, size: tuple[int, int] | None = None) -> np.ndarray:
-        """The uint8 H×W index mask of ``structure``, NEAREST-resized to ``size`` = (H, W) when given."""
-        mask = load_ade20k_mask(structure, self.input_format)
+        """The uint8 H×W index mask of ``structure`` (a photo: segmented), NEAREST-resized to ``size`` = (H, W) when given."""
+        photo = self._as_photo(structure)
+        mask = self.extract(photo) if photo is not None else load_ade20k_mask(structure, self.input_format)
         return mask if size is None else _resize_nearest(mask, size)
 
     def encode(self, structure: Any, size: tuple[int, int]) -> torch.Tensor:
@@ -324,8 +384,7 @@ class ADE20KMaskEncoder(StructureEncoder):
         """The mask in ADE20k palette colours at ``size`` (unknown: black)."""
         return mask_to_palette(self.index_mask(structure, size))
 
-    def extract(self, photo: Image.Image) -> Any:
-        raise StructureError(
-            "mask-to-image: no segmentation model ships with this package, so a photo's ADE20k mask cannot be "
-            "extracted; pass the exemplar's mask (index or palette image) explicitly"
-        )
+    def extract(self, photo: Image.Image) -> np.ndarray:
+        """The photo's ADE20k index mask (uint8 H×W at the photo's size, 0..150) from the segmenter."""
+        mask = np.asarray(self.segmenter(photo.convert("RGB")))
+        return _check_indices(mask)

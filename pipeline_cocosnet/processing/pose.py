@@ -329,23 +329,75 @@ def prepare_exemplar_photo(image: Image.Image, size: int = 512) -> Image.Image:
 # --------------------------------------------------------------------------- encoder
 
 
+_PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def _is_photo(structure: Any) -> bool:
+    """A PIL image, a uint8 H×W×3/4 array or an image file path: a photo to estimate the pose from."""
+    if isinstance(structure, Image.Image):
+        return True
+    if isinstance(structure, np.ndarray):
+        return structure.dtype == np.uint8 and structure.ndim == 3 and structure.shape[2] in (3, 4)
+    return isinstance(structure, (str, Path)) and Path(structure).suffix.lower() in _PHOTO_SUFFIXES
+
+
 @register_encoder
 class PoseEncoder(StructureEncoder):
     """pose-to-body (DeepFashionHD): OpenPose-18 keypoints on the 1024² canvas → 20-channel label.
 
     ``encode`` accepts 18 keypoints (list of ``(x, y)``/None or an 18×2 array), a
     ``(candidate_path, subset_path)`` pair in the DeepFashionHD text format (or just the
-    ``NAME_candidate.txt`` path, its ``NAME_subset.txt`` beside it), or an OpenPose JSON
-    file path / dict. The label is square; exemplars are padded to a
-    square with grey 232 and bicubic-resized, as in training.
+    ``NAME_candidate.txt`` path, its ``NAME_subset.txt`` beside it), an OpenPose JSON
+    file path / dict, or a photo (PIL image, uint8 H×W×3 array, image path), whose pose
+    the ``estimator`` finds (see :meth:`extract`). The label is square; exemplars are
+    padded to a square with grey 232 and bicubic-resized, as in training.
+
+    Args:
+        estimator: the photo pose backend: ``"vitpose"`` (default, ``transformers``),
+            ``"mediapipe"``, or any :class:`~.pose_estimation.PoseEstimator`. Resolved on
+            the first photo, so keypoint inputs never need the backend installed.
     """
 
     task = "pose-to-body"
     channels = POSE_LABEL_CHANNELS
 
-    @staticmethod
-    def keypoints(structure: Any) -> Keypoints:
-        """Read any accepted pose input into 18 keypoints."""
+    def __init__(self, estimator: Any = None) -> None:
+        self._estimator_spec = estimator
+        self._estimator = None
+
+    @property
+    def estimator(self) -> Any:
+        """The pose estimator (created on first access)."""
+        if self._estimator is None:
+            from .pose_estimation import get_pose_estimator
+
+            self._estimator = get_pose_estimator(self._estimator_spec)
+        return self._estimator
+
+    def extract(self, photo: Image.Image) -> Keypoints:
+        """The main person's 18 keypoints on the 1024² canvas (photo padded to a square, centred).
+
+        The canvas mapping is the one of :func:`prepare_exemplar_photo`, so a photo's keypoints
+        line up with the same photo used as an exemplar.
+
+        Raises:
+            StructureError: no person found.
+        """
+        image = photo if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo)[..., :3])
+        keypoints = self.estimator(image.convert("RGB"))
+        name = getattr(self.estimator, "name", type(self.estimator).__name__)
+        if keypoints is None or all(point is None for point in normalize_keypoints(keypoints)):
+            raise StructureError(
+                f"pose-to-body: the {name} pose estimator found no person in the {image.width}×{image.height} photo"
+            )
+        return scale_keypoints_to_canvas(keypoints, image.size)
+
+    def keypoints(self, structure: Any) -> Keypoints:
+        """Read any accepted pose input (a photo: via :meth:`extract`) into 18 canvas keypoints."""
+        if _is_photo(structure):
+            from .images import open_image
+
+            return self.extract(open_image(structure, "pose photo") if isinstance(structure, (str, Path)) else structure)
         if isinstance(structure, dict) or (isinstance(structure, (str, Path)) and str(structure).endswith(".json")):
             return load_openpose_json(structure)
         if (
@@ -359,7 +411,7 @@ class PoseEncoder(StructureEncoder):
         if isinstance(structure, (str, Path)):
             raise StructureError(
                 f"pose file {structure}: give an OpenPose .json file, a NAME_candidate.txt file (its "
-                f"NAME_subset.txt beside it) or a (candidate.txt, subset.txt) pair"
+                f"NAME_subset.txt beside it), a (candidate.txt, subset.txt) pair or a photo"
             )
         try:
             return normalize_keypoints(structure)
