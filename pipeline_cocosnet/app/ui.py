@@ -1,0 +1,496 @@
+"""The CoCosNet v2 demo as Gradio Blocks: four tabs, each a structure + an exemplar → an image.
+
+Every tab shows the structure as the model reads it, the result and the exemplar warped
+by the learned correspondence (per level, coarse to fine). Translate events are named API
+endpoints (``/mask_to_image``, ``/edge_to_face``, ``/pose_to_body``, ``/oil_portrait``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from ..pipeline import CoCosNetPipeline
+from ..processing.base import StructureError
+from ..processing.edges import EdgeEncoder, PhotoEdges
+from ..processing.face import FaceAlignmentWarning
+from ..processing.images import ImageError
+from ..processing.labels import ADE20K_CLASSES, ADE20K_PALETTE
+from .examples import TabExamples, default_examples_dir, load_examples
+from .inputs import editor_structure, read_image, upload_paths
+from .weights import TASKS, PipelineStore, WeightsConfig, WeightsUnavailable
+
+__all__ = ["build_demo", "API_NAMES", "BRUSH_CLASSES"]
+
+#: tab → API endpoint name (``/mask_to_image`` …)
+API_NAMES = {task: task.replace("-", "_") for task in TASKS}
+
+TITLES = {
+    "mask-to-image": "Mask → image",
+    "edge-to-face": "Edges → face",
+    "pose-to-body": "Pose → body",
+    "oil-portrait": "Oil portrait",
+}
+
+DESCRIPTIONS = {
+    "mask-to-image": (
+        "Upload an ADE20k segmentation mask (index PNG, values 0–150, or a palette PNG) — or draw one with the "
+        "class colours below, or upload a photo to segment when a segmentation backend is installed — and an "
+        "exemplar photo with its mask. The result has the mask's layout and the exemplar's appearance."
+    ),
+    "edge-to-face": (
+        "Upload an edge map (white lines on black, or black on white) or a face photo (its edges are extracted), "
+        "and an exemplar portrait (its edges are extracted automatically)."
+    ),
+    "pose-to-body": (
+        "Upload the pose as an OpenPose JSON file (18 or 25 keypoints on the 1024×1024 canvas) or a DeepFashionHD "
+        "NAME_candidate.txt + NAME_subset.txt pair — or a photo of a person when a pose backend is installed — and "
+        "an exemplar photo with its keypoints (extracted from the photo when omitted and a backend is installed)."
+    ),
+    "oil-portrait": (
+        "Upload a photo of a person: the face is found and aligned (dlib), its edges extracted, and the edge-to-face "
+        "model paints it in the style of the portrait exemplar — pick one from the gallery or upload your own."
+    ),
+}
+
+#: the classes offered as brush colours in the mask editor (ADE20k ids)
+BRUSH_CLASSES = (3, 17, 69, 22, 27, 61, 10, 30, 5, 18, 67, 47, 35, 14, 2, 26, 7, 12, 1, 4, 13, 21)
+
+
+def _hex(colour: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*colour)
+
+
+def _legend_html() -> str:
+    items = "".join(
+        f'<span style="display:inline-block;margin:2px 8px 2px 0;white-space:nowrap">'
+        f'<span style="display:inline-block;width:14px;height:14px;vertical-align:middle;border:1px solid #888;'
+        f'background:{_hex(ADE20K_PALETTE[c - 1])}"></span> {c} {ADE20K_CLASSES[c - 1]}</span>'
+        for c in BRUSH_CLASSES
+    )
+    return f'<div style="font-size:0.85em">Brush classes: {items} <span style="white-space:nowrap">(black: 0 unknown)</span></div>'
+
+
+def _gpu(fn: Callable) -> Callable:
+    """``spaces.GPU`` (ZeroGPU) when the ``spaces`` package is importable, else ``fn`` unchanged."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    gpu = getattr(spaces, "GPU", None)  # None: e.g. this repository's spaces/ folder imported as a namespace package
+    return gpu(fn) if callable(gpu) else fn
+
+
+@contextlib.contextmanager
+def _user_errors(task: str) -> Iterator[None]:
+    """Input problems → ``gr.Error`` naming them; face-alignment fallbacks → ``gr.Warning``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FaceAlignmentWarning)
+        try:
+            yield
+        except gr.Error:
+            raise
+        except WeightsUnavailable as error:
+            raise gr.Error(str(error), title="Weights missing") from None
+        except (StructureError, ImageError, OSError, ImportError, ValueError) as error:
+            raise gr.Error(f"{task}: {error}") from None
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, FaceAlignmentWarning):
+                    gr.Warning(str(warning.message))
+
+
+class _Tab:
+    """What the handlers of one tab need: its task, pipelines, examples and the components they fill."""
+
+    def __init__(self, task: str, store: PipelineStore, examples: TabExamples):
+        self.task = task
+        self.store = store
+        self.examples = examples
+        self._views: dict[Any, CoCosNetPipeline] = {}
+        self._lock = threading.Lock()
+
+    def pipe(self, align_faces: bool = False) -> CoCosNetPipeline:
+        """The tab's pipeline; for edge models with ``align_faces`` a view sharing its weights with a face-aligning encoder."""
+        pipe = self.store.get(self.task)
+        if not align_faces:
+            return pipe
+        with self._lock:
+            key = id(pipe)
+            if key not in self._views:
+                config = {k: pipe.config[k] for k in ("task", "resolution", "license", "origin")}
+                view = CoCosNetPipeline(correspondence=pipe.correspondence, translator=pipe.translator, **config)
+                view.structure_encoder = EdgeEncoder(pipe.label_channels, align_faces=True)
+                self._views[key] = view
+            return self._views[key]
+
+
+def _size(pipe: CoCosNetPipeline) -> tuple[int, int]:
+    return tuple(int(v) for v in pipe.config.resolution)
+
+
+def _view(pipe: CoCosNetPipeline, structure: Any) -> tuple[Any, Image.Image]:
+    """``(structure to pass on, its picture at the model size)``; lazily extracted edges are computed once here."""
+    picture = pipe.structure_encoder.render(structure, _size(pipe))
+    if isinstance(structure, PhotoEdges):
+        structure = np.asarray(picture)
+    return structure, picture
+
+
+def _extract(pipe: CoCosNetPipeline, photo: Image.Image, what: str) -> Any:
+    try:
+        return pipe.structure_encoder.extract(photo)
+    except (StructureError, ImportError, OSError) as error:  # OSError: a backend's model cannot be loaded
+        raise gr.Error(f"{pipe.config.task}: cannot extract the structure of the {what} photo: {error}") from None
+
+
+def _keypoints_upload(payload: Any, what: str) -> Any:
+    """One OpenPose JSON path, a (candidate, subset) pair, or ``None`` when nothing was uploaded."""
+    files = upload_paths(payload)
+    if not files:
+        return None
+    names = [name.lower() for _, name in files]
+    if len(files) == 1 and names[0].endswith(".json"):
+        return files[0][0]
+    if len(files) == 2:
+        candidate = [p for (p, _), n in zip(files, names) if n.endswith("candidate.txt")]
+        subset = [p for (p, _), n in zip(files, names) if n.endswith("subset.txt")]
+        if len(candidate) == 1 and len(subset) == 1:
+            return candidate[0], subset[0]
+    raise gr.Error(
+        f"pose-to-body: {what}: upload one OpenPose .json file, or a NAME_candidate.txt and NAME_subset.txt pair "
+        f"(DeepFashionHD); got {', '.join(n for _, n in files)}"
+    )
+
+
+def _outputs(output: Any, structure_view: Image.Image, exemplar_view: Image.Image | None):
+    warps = [(level[0], f"warped exemplar {level[0].width}×{level[0].height}") for level in output.warps]
+    return output.images[0], warps, structure_view, exemplar_view
+
+
+def build_demo(
+    config: WeightsConfig | None = None,
+    *,
+    store: PipelineStore | None = None,
+    examples_dir: str | Path | None = "auto",
+    device: str = "auto",
+    title: str = "CoCosNet v2: exemplar-based image translation",
+) -> gr.Blocks:
+    """Build the demo (without launching it).
+
+    Args:
+        config: which weights each tab uses (default: from the environment, with the demo default).
+        store: a ready :class:`PipelineStore` (overrides ``config``/``device``).
+        examples_dir: folder with ``<task>/examples.json`` manifests; ``"auto"``: the checkout's ``examples/``.
+        device: where pipelines run (``"auto"``: CUDA when available).
+    """
+    store = store or PipelineStore(config or WeightsConfig.resolve(), device=device)
+    config = store.config
+    examples_dir = default_examples_dir() if examples_dir == "auto" else examples_dir
+    tabs = {task: _Tab(task, store, load_examples(examples_dir, task)) for task in TASKS}
+    suggest_available = hasattr(CoCosNetPipeline, "suggest_exemplars")
+
+    @_gpu
+    def generate(task: str, align_faces: bool, structure: Any, exemplar: Any, exemplar_structure: Any):
+        pipe = tabs[task].pipe(align_faces)
+        return pipe(structure, exemplar, exemplar_structure, return_warps=True)
+
+    # ------------------------------------------------------------------ per-task structure reading
+
+    def mask_structure(pipe, editor_payload):
+        value = _decode(editor, editor_payload, "structure")
+        structure, _ = editor_structure(value, pipe.structure_encoder.extract)
+        return _view(pipe, structure)
+
+    def mask_exemplar(pipe, exemplar_payload, exemplar_mask_payload):
+        exemplar = read_image(exemplar_payload, "exemplar photo")
+        mask = read_image(exemplar_mask_payload, "exemplar mask", required=False, photo=False)
+        if mask is None:
+            mask = _extract(pipe, exemplar, "exemplar")
+        elif abs(mask.width / mask.height - exemplar.width / exemplar.height) > 0.02:
+            raise gr.Error(
+                f"mask-to-image: the exemplar mask is {mask.width}×{mask.height} but the exemplar photo "
+                f"{exemplar.width}×{exemplar.height}; the mask must be the photo's segmentation (same shape)"
+            )
+        mask, view = _view(pipe, mask)
+        return exemplar, mask, view
+
+    def edge_structure(pipe, payload, what="structure"):
+        image = read_image(payload, what, photo=False)
+        return _view(pipe, image)
+
+    def edge_exemplar(pipe, payload):
+        exemplar = read_image(payload, "exemplar portrait")
+        structure, view = _view(pipe, pipe.structure_encoder.extract(exemplar))
+        return exemplar, structure, view
+
+    def pose_structure(pipe, files_payload, photo_payload):
+        keypoints = _keypoints_upload(files_payload, "pose file")
+        if keypoints is None:
+            photo = read_image(photo_payload, "pose", required=False)
+            if photo is None:
+                raise gr.Error("pose-to-body: upload the pose as an OpenPose JSON file (or candidate/subset pair) or a photo of a person")
+            keypoints = _extract(pipe, photo, "pose")
+        return _view(pipe, keypoints)
+
+    def pose_exemplar(pipe, exemplar_payload, files_payload):
+        exemplar = read_image(exemplar_payload, "exemplar photo")
+        keypoints = _keypoints_upload(files_payload, "exemplar pose file")
+        if keypoints is None:
+            keypoints = _extract(pipe, exemplar, "exemplar")
+        keypoints, view = _view(pipe, keypoints)
+        return exemplar, keypoints, view
+
+    # ------------------------------------------------------------------ handlers (API endpoints)
+
+    def mask_to_image(structure, exemplar, exemplar_mask, progress=gr.Progress(track_tqdm=True)):
+        with _user_errors("mask-to-image"):
+            pipe = tabs["mask-to-image"].pipe()
+            structure, structure_view = mask_structure(pipe, structure)
+            exemplar, exemplar_mask, exemplar_view = mask_exemplar(pipe, exemplar, exemplar_mask)
+            output = generate("mask-to-image", False, structure, exemplar, exemplar_mask)
+            return _outputs(output, structure_view, exemplar_view)
+
+    def edge_to_face(structure, exemplar, align_faces=False, progress=gr.Progress(track_tqdm=True)):
+        with _user_errors("edge-to-face"):
+            pipe = tabs["edge-to-face"].pipe(bool(align_faces))
+            structure, structure_view = edge_structure(pipe, structure)
+            exemplar, exemplar_edges, exemplar_view = edge_exemplar(pipe, exemplar)
+            output = generate("edge-to-face", bool(align_faces), structure, exemplar, exemplar_edges)
+            return _outputs(output, structure_view, exemplar_view)
+
+    def pose_to_body(pose_file, pose_photo, exemplar, exemplar_pose_file, progress=gr.Progress(track_tqdm=True)):
+        with _user_errors("pose-to-body"):
+            pipe = tabs["pose-to-body"].pipe()
+            structure, structure_view = pose_structure(pipe, pose_file, pose_photo)
+            exemplar, exemplar_pose, exemplar_view = pose_exemplar(pipe, exemplar, exemplar_pose_file)
+            output = generate("pose-to-body", False, structure, exemplar, exemplar_pose)
+            return _outputs(output, structure_view, exemplar_view)
+
+    def oil_portrait(photo, exemplar, progress=gr.Progress(track_tqdm=True)):
+        with _user_errors("oil-portrait"):
+            pipe = tabs["oil-portrait"].pipe(align_faces=True)
+            image = read_image(photo, "photo")
+            structure, structure_view = _view(pipe, pipe.structure_encoder.extract(image))
+            exemplar, exemplar_edges, exemplar_view = edge_exemplar(pipe, exemplar)
+            output = generate("oil-portrait", True, structure, exemplar, exemplar_edges)
+            return _outputs(output, structure_view, exemplar_view)
+
+    # ------------------------------------------------------------------ exemplar suggestions
+
+    def suggest(task: str, structure: Any, pipe: CoCosNetPipeline) -> tuple[dict[str, Any], str]:
+        gallery = tabs[task].examples.gallery
+        exemplars = [g["exemplar"] for g in gallery]
+        structures = [g.get("exemplar_structure") for g in gallery]
+        ranking = pipe.suggest_exemplars(
+            structure, exemplars, structures if all(s is not None for s in structures) else None, top_k=min(3, len(gallery))
+        )
+        lines = [
+            f"{rank + 1}. {gallery[s.index].get('label') or Path(gallery[s.index]['exemplar']).stem}: score {s.score:.3f}"
+            for rank, s in enumerate(ranking)
+        ]
+        return gallery[ranking[0].index], "Best matching gallery exemplars:\n\n" + "\n".join(lines)
+
+    def suggest_mask(structure_payload):
+        with _user_errors("mask-to-image"):
+            pipe = tabs["mask-to-image"].pipe()
+            structure, _ = mask_structure(pipe, structure_payload)
+            best, text = suggest("mask-to-image", structure, pipe)
+            return best["exemplar"], best.get("exemplar_structure"), text
+
+    def suggest_edge(structure_payload, align_faces=False):
+        with _user_errors("edge-to-face"):
+            pipe = tabs["edge-to-face"].pipe(bool(align_faces))
+            structure, _ = edge_structure(pipe, structure_payload)
+            best, text = suggest("edge-to-face", structure, pipe)
+            return best["exemplar"], text
+
+    def suggest_pose(files_payload, photo_payload):
+        with _user_errors("pose-to-body"):
+            pipe = tabs["pose-to-body"].pipe()
+            structure, _ = pose_structure(pipe, files_payload, photo_payload)
+            best, text = suggest("pose-to-body", structure, pipe)
+            structure_file = best.get("exemplar_structure")
+            return best["exemplar"], [structure_file] if structure_file else None, text
+
+    def suggest_oil(photo_payload):
+        with _user_errors("oil-portrait"):
+            pipe = tabs["oil-portrait"].pipe(align_faces=True)
+            structure, _ = _view(pipe, pipe.structure_encoder.extract(read_image(photo_payload, "photo")))
+            best, text = suggest("oil-portrait", structure, pipe)
+            return best["exemplar"], text
+
+    # ------------------------------------------------------------------ layout
+
+    def _decode(component: gr.components.Component, payload: Any, what: str) -> Any:
+        """Gradio's own preprocessing of ``payload`` (the events skip it), with a clear error for unreadable uploads."""
+        if payload is None:
+            return None
+        try:
+            return component.preprocess(component.data_model.model_validate(payload))
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - PIL raises many kinds on corrupt files
+            raise gr.Error(f"{what}: cannot read the upload as an image; is the file corrupt or not an image?") from None
+
+    def result_column(task: str):
+        with gr.Column():
+            result = gr.Image(label="Result", type="pil", format="png", interactive=False, elem_id=f"{task}-result")
+            warps = gr.Gallery(
+                label="Warped exemplar per level (what the correspondence found)", columns=4, height=240,
+                object_fit="contain", format="png", interactive=False, elem_id=f"{task}-warps",
+            )
+            with gr.Row():
+                structure_view = gr.Image(label="Structure as the model reads it", type="pil", format="png", interactive=False)
+                exemplar_view = gr.Image(label="Exemplar structure", type="pil", format="png", interactive=False)
+        return [result, warps, structure_view, exemplar_view]
+
+    def exemplar_gallery(task: str, targets: list[gr.components.Component]):
+        """The tab's exemplar gallery (click to use one), and the Suggest button + its ranking text."""
+        entries = tabs[task].examples.gallery
+        if not entries:
+            return None, None
+        gallery = gr.Gallery(
+            value=[(g["exemplar"], g.get("label") or Path(g["exemplar"]).stem) for g in entries],
+            label="Exemplar gallery (click to use)", columns=4, height=180, allow_preview=False,
+            interactive=False, elem_id=f"{task}-gallery",
+        )
+
+        def pick(evt: gr.SelectData):
+            entry = entries[evt.index]
+            values = [entry["exemplar"], entry.get("exemplar_structure")]
+            if task == "pose-to-body" and values[1]:
+                values[1] = [values[1]]
+            return values[: len(targets)]
+
+        gallery.select(pick, None, targets, api_visibility="private")
+        button = gr.Button("Suggest exemplar", size="sm", visible=suggest_available, elem_id=f"{task}-suggest")
+        ranking = gr.Markdown(visible=suggest_available)
+        return button, ranking
+
+    def add_examples(task: str, inputs: list[gr.components.Component], keys: list[str]):
+        rows = tabs[task].examples.rows
+        if not rows:
+            return
+        values = [[([row[k]] if isinstance(inputs[j], gr.File) and row[k] else row[k]) for j, k in enumerate(keys)] for row in rows]
+        labels = [row.get("label") or Path(row[keys[0]]).stem for row in rows]
+        gr.Examples(values, inputs, example_labels=labels, label="Examples (click, then Translate)")
+
+    def tab_header(task: str):
+        gr.Markdown(DESCRIPTIONS[task])
+        note = config.describe(task)
+        gr.Markdown(note, elem_id=f"{task}-weights")
+
+    image_upload = dict(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280)
+    translate_kwargs = dict(preprocess=False, show_progress="full")
+
+    with gr.Blocks(title=title) as demo:
+        gr.Markdown(
+            f"# {title}\nCoCosNet v2 synthesises an image with the **structure** of one input and the **appearance** "
+            "of an exemplar, through a full-resolution correspondence between them."
+        )
+        with gr.Tabs():
+            # -------------------------------------------------- mask-to-image
+            with gr.Tab(TITLES["mask-to-image"], id="mask-to-image"):
+                tab_header("mask-to-image")
+                with gr.Row():
+                    with gr.Column():
+                        editor = gr.ImageEditor(
+                            label="Structure: ADE20k mask (upload or draw) or a photo",
+                            type="numpy", image_mode="RGBA", format="png", sources=["upload", "clipboard"],
+                            brush=gr.Brush(
+                                colors=[_hex(ADE20K_PALETTE[c - 1]) for c in BRUSH_CLASSES],
+                                default_color=_hex(ADE20K_PALETTE[BRUSH_CLASSES[0] - 1]), color_mode="fixed",
+                            ),
+                            eraser=gr.Eraser(), transforms=[], layers=False, canvas_size=(512, 512), height=360,
+                            elem_id="mask-to-image-structure",
+                        )
+                        gr.HTML(_legend_html())
+                    with gr.Column():
+                        exemplar = gr.Image(label="Exemplar photo", elem_id="mask-to-image-exemplar", **image_upload)
+                        exemplar_mask = gr.Image(
+                            label="Exemplar mask (index or palette PNG; extracted from the photo when empty and a segmenter is installed)",
+                            format="png", **image_upload,
+                        )
+                        suggest_button, ranking = exemplar_gallery("mask-to-image", [exemplar, exemplar_mask])
+                run = gr.Button("Translate", variant="primary", elem_id="mask-to-image-translate")
+                outputs = result_column("mask-to-image")
+                run.click(mask_to_image, [editor, exemplar, exemplar_mask], outputs, api_name=API_NAMES["mask-to-image"], **translate_kwargs)
+                if suggest_button is not None:
+                    suggest_button.click(suggest_mask, [editor], [exemplar, exemplar_mask, ranking], preprocess=False, api_visibility="undocumented")
+                add_examples("mask-to-image", [editor, exemplar, exemplar_mask], ["structure", "exemplar", "exemplar_structure"])
+
+            # -------------------------------------------------- edge-to-face
+            with gr.Tab(TITLES["edge-to-face"], id="edge-to-face"):
+                tab_header("edge-to-face")
+                with gr.Row():
+                    with gr.Column():
+                        edges = gr.Image(label="Structure: edge map or face photo", elem_id="edge-to-face-structure", **image_upload)
+                        align = gr.Checkbox(
+                            value=False, label="Align faces (dlib, FFHQ/MetFaces crop) in photos and the exemplar",
+                        )
+                    with gr.Column():
+                        edge_exemplar_image = gr.Image(label="Exemplar portrait", elem_id="edge-to-face-exemplar", **image_upload)
+                        suggest_button, ranking = exemplar_gallery("edge-to-face", [edge_exemplar_image])
+                run = gr.Button("Translate", variant="primary", elem_id="edge-to-face-translate")
+                outputs = result_column("edge-to-face")
+                run.click(edge_to_face, [edges, edge_exemplar_image, align], outputs, api_name=API_NAMES["edge-to-face"], **translate_kwargs)
+                if suggest_button is not None:
+                    suggest_button.click(suggest_edge, [edges, align], [edge_exemplar_image, ranking], preprocess=False, api_visibility="undocumented")
+                add_examples("edge-to-face", [edges, edge_exemplar_image], ["structure", "exemplar"])
+
+            # -------------------------------------------------- pose-to-body
+            with gr.Tab(TITLES["pose-to-body"], id="pose-to-body"):
+                tab_header("pose-to-body")
+                with gr.Row():
+                    with gr.Column():
+                        pose_file = gr.File(
+                            label="Pose: OpenPose .json, or NAME_candidate.txt + NAME_subset.txt",
+                            file_count="multiple", file_types=[".json", ".txt"], elem_id="pose-to-body-pose",
+                        )
+                        pose_photo = gr.Image(label="…or a photo of a person (needs a pose backend)", **image_upload)
+                    with gr.Column():
+                        pose_exemplar_image = gr.Image(label="Exemplar photo", elem_id="pose-to-body-exemplar", **image_upload)
+                        exemplar_pose = gr.File(
+                            label="Exemplar pose (.json or candidate + subset; extracted from the photo when empty)",
+                            file_count="multiple", file_types=[".json", ".txt"],
+                        )
+                        suggest_button, ranking = exemplar_gallery("pose-to-body", [pose_exemplar_image, exemplar_pose])
+                run = gr.Button("Translate", variant="primary", elem_id="pose-to-body-translate")
+                outputs = result_column("pose-to-body")
+                run.click(
+                    pose_to_body, [pose_file, pose_photo, pose_exemplar_image, exemplar_pose], outputs,
+                    api_name=API_NAMES["pose-to-body"], **translate_kwargs,
+                )
+                if suggest_button is not None:
+                    suggest_button.click(
+                        suggest_pose, [pose_file, pose_photo], [pose_exemplar_image, exemplar_pose, ranking],
+                        preprocess=False, api_visibility="undocumented",
+                    )
+                add_examples("pose-to-body", [pose_file, pose_exemplar_image, exemplar_pose], ["structure", "exemplar", "exemplar_structure"])
+
+            # -------------------------------------------------- oil-portrait
+            with gr.Tab(TITLES["oil-portrait"], id="oil-portrait"):
+                tab_header("oil-portrait")
+                with gr.Row():
+                    with gr.Column():
+                        photo = gr.Image(label="Photo of a person", elem_id="oil-portrait-photo", **image_upload)
+                    with gr.Column():
+                        portrait = gr.Image(label="Portrait exemplar", elem_id="oil-portrait-exemplar", **image_upload)
+                        suggest_button, ranking = exemplar_gallery("oil-portrait", [portrait])
+                run = gr.Button("Translate", variant="primary", elem_id="oil-portrait-translate")
+                outputs = result_column("oil-portrait")
+                run.click(oil_portrait, [photo, portrait], outputs, api_name=API_NAMES["oil-portrait"], **translate_kwargs)
+                if suggest_button is not None:
+                    suggest_button.click(suggest_oil, [photo], [portrait, ranking], preprocess=False, api_visibility="undocumented")
+                add_examples("oil-portrait", [photo, portrait], ["structure", "exemplar"])
+    demo.store = store  # for callers that want to preload or inspect
+    return demo

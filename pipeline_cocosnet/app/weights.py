@@ -1,0 +1,243 @@
+"""Which weights each demo tab uses, and loading them lazily (once) with clear messages when they are missing.
+
+Sources, first match wins: ``--weights TASK=PATH_OR_HUB_ID`` on the command line, the
+environment variable ``COCOSNET_WEIGHTS_<TASK>`` (e.g. ``COCOSNET_WEIGHTS_POSE_TO_BODY``),
+the ``[weights]`` table of a config file (TOML or YAML), then the defaults: the packaged
+demo weights for mask-to-image and the edge-to-face weights for oil-portrait.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "TASKS",
+    "DEMO_WEIGHTS",
+    "MODEL_TASK",
+    "WeightsUnavailable",
+    "WeightsConfig",
+    "PipelineStore",
+    "env_var",
+    "parse_weights_args",
+    "read_config_file",
+]
+
+#: the demo's tabs, in display order
+TASKS = ("mask-to-image", "edge-to-face", "pose-to-body", "oil-portrait")
+#: the pipeline task each tab's model must have (oil-portrait runs an edge-to-face model)
+MODEL_TASK = {"mask-to-image": "mask-to-image", "edge-to-face": "edge-to-face", "pose-to-body": "pose-to-body", "oil-portrait": "edge-to-face"}
+#: the name ``CoCosNetPipeline.from_pretrained`` loads the packaged procedural-scene model with
+DEMO_WEIGHTS = "demo"
+DEMO_NOTE = "demo weights trained on procedural scenes"
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+#: how to get weights for each tab, appended to every "missing weights" message
+HOW_TO_GET = {
+    "pose-to-body": (
+        "Convert the published DeepFashionHD checkpoint: `cocosnet convert --corr latest_net_Corr.pth "
+        "--translator latest_net_G.pth --output weights/deepfashionhd`, then start the app with "
+        "`--weights pose-to-body=weights/deepfashionhd` (or set COCOSNET_WEIGHTS_POSE_TO_BODY). "
+        "Or train your own: `cocosnet train --config configs/train_deepfashionhd.yaml` (the model lands in OUTPUT_DIR/pipeline)."
+    ),
+    "mask-to-image": (
+        "No ADE20k weights were published. Train them with `cocosnet train --config configs/train_ade20k.yaml "
+        "--data-root ADEChallengeData2016` and pass `--weights mask-to-image=runs/ade20k/pipeline` "
+        "(or set COCOSNET_WEIGHTS_MASK_TO_IMAGE); without configured weights the tab uses the packaged "
+        f"demo weights (`CoCosNetPipeline.from_pretrained(\"{DEMO_WEIGHTS}\")`) when this installation has them."
+    ),
+    "edge-to-face": (
+        "No edge-to-face (MetFaces) weights were published. Train them with `cocosnet train --config "
+        "configs/train_metfaces.yaml --data-root metfaces/images` and pass `--weights edge-to-face=OUTPUT_DIR/pipeline` "
+        "(or set COCOSNET_WEIGHTS_EDGE_TO_FACE), or point it at any pipeline folder or Hub repo with task edge-to-face."
+    ),
+    "oil-portrait": (
+        "The oil-portrait tab runs an edge-to-face (MetFaces) model: configure `--weights edge-to-face=FOLDER` "
+        "(used by both tabs) or `--weights oil-portrait=FOLDER`; train one with `cocosnet train --config "
+        "configs/train_metfaces.yaml`."
+    ),
+}
+
+
+class WeightsUnavailable(RuntimeError):
+    """A tab's weights are not configured or cannot be loaded; the message says what is missing and how to get it."""
+
+
+def env_var(task: str) -> str:
+    """The environment variable naming ``task``'s weights, e.g. ``COCOSNET_WEIGHTS_POSE_TO_BODY``."""
+    return "COCOSNET_WEIGHTS_" + task.upper().replace("-", "_")
+
+
+def _check_task(task: str, where: str) -> str:
+    task = task.strip()
+    if task not in TASKS:
+        raise ValueError(f"{where}: unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    return task
+
+
+def parse_weights_args(values: Iterable[str]) -> dict[str, str]:
+    """``["pose-to-body=weights/df", …]`` → ``{"pose-to-body": "weights/df"}`` (later entries win)."""
+    weights = {}
+    for value in values:
+        task, sep, source = value.partition("=")
+        if not sep or not source.strip():
+            raise ValueError(f"--weights {value!r}: expected TASK=PATH_OR_HUB_ID, TASK one of {', '.join(TASKS)}")
+        weights[_check_task(task, f"--weights {value!r}")] = source.strip()
+    return weights
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read an app config file (``.toml``, or ``.yaml``/``.yml`` with PyYAML installed).
+
+    Recognised keys: a ``weights`` table ``{task: path_or_hub_id}``, and optional
+    ``device``, ``dtype``, ``concurrency``, ``examples``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file not found: {path}")
+    text = path.read_text()
+    if path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise ValueError(f"reading {path} on Python 3.10 needs tomli (`pip install tomli`), or write it as YAML") from None
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"invalid TOML in {path}: {error}") from None
+    elif path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"reading {path} needs PyYAML (`pip install pyyaml`), or write the config as TOML") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"invalid YAML in {path}: {error}") from None
+    else:
+        raise ValueError(f"config file {path}: expected a .toml, .yaml or .yml file")
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path}: expected a table/mapping at the top level")
+    known = {"weights", "device", "dtype", "concurrency", "examples"}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"config file {path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    weights = data.get("weights") or {}
+    if not isinstance(weights, dict):
+        raise ValueError(f"config file {path}: 'weights' must be a table TASK = PATH_OR_HUB_ID")
+    data["weights"] = {_check_task(str(k), f"config file {path}"): str(v) for k, v in weights.items()}
+    return data
+
+
+@dataclass
+class WeightsConfig:
+    """Where each tab's weights come from (see the module docstring for the precedence)."""
+
+    sources: dict[str, str] = field(default_factory=dict)
+    #: where each source was configured ("--weights", an env var name, the config file, "default")
+    origins: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls,
+        cli: Mapping[str, str] | None = None,
+        config: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        demo_default: bool = True,
+    ) -> WeightsConfig:
+        environ = os.environ if environ is None else environ
+        sources, origins = {}, {}
+        for task in TASKS:
+            for origin, table in (("--weights", cli or {}), (env_var(task), {task: environ.get(env_var(task), "")}), ("config file", config or {})):
+                value = (table.get(task) or "").strip()
+                if value:
+                    sources[task], origins[task] = value, origin
+                    break
+        if demo_default and "mask-to-image" not in sources:
+            sources["mask-to-image"], origins["mask-to-image"] = DEMO_WEIGHTS, "default"
+        if "oil-portrait" not in sources and "edge-to-face" in sources:
+            sources["oil-portrait"], origins["oil-portrait"] = sources["edge-to-face"], "edge-to-face weights"
+        return cls(sources, origins)
+
+    def describe(self, task: str) -> str:
+        """One line (Markdown) for the tab: which weights it uses, or that none are configured."""
+        source = self.sources.get(task)
+        if source is None:
+            return f"**No weights configured for {task}.** The tab shows the inputs; Translate explains how to get weights."
+        if source == DEMO_WEIGHTS and self.origins.get(task) == "default":
+            return f"Weights: **{DEMO_NOTE}** (not ADE20k; configure real weights with `--weights mask-to-image=…`)."
+        return f"Weights: `{source}` (from {self.origins.get(task, 'config')}), loaded on first use."
+
+
+class PipelineStore:
+    """Loads each tab's pipeline on first use and keeps it (failures are remembered too, with their message).
+
+    Args:
+        config: the resolved weights configuration.
+        device: where pipelines run (``"cpu"``, ``"cuda"``, …).
+        dtype: weights dtype (a ``torch.dtype``), default float32.
+    """
+
+    def __init__(self, config: WeightsConfig, device: str = "cpu", dtype: Any = None):
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+        self._lock = threading.Lock()
+        self._loaded: dict[str, Any] = {}  # source → pipeline, or the exception loading it raised
+
+    def get(self, task: str):
+        """The pipeline for ``task``'s tab; raises :class:`WeightsUnavailable` with instructions when it cannot be had."""
+        source = self.config.sources.get(task)
+        if source is None:
+            raise WeightsUnavailable(f"{task}: no weights configured. {HOW_TO_GET[task]}")
+        origin = self.config.origins.get(task, "config")
+        is_local = Path(source).expanduser().exists()
+        if not is_local and source != DEMO_WEIGHTS and not _HUB_ID.match(source):
+            raise WeightsUnavailable(f"{task}: weights folder `{source}` (from {origin}) does not exist. {HOW_TO_GET[task]}")
+        with self._lock:  # one load per source, shared by tabs (edge-to-face and oil-portrait)
+            if source not in self._loaded:
+                self._loaded[source] = self._load(source, is_local)
+        pipe = self._loaded[source]
+        if isinstance(pipe, Exception):
+            if source == DEMO_WEIGHTS:
+                what = "the packaged demo weights are not available in this installation"
+            elif is_local:
+                what = f"cannot load the pipeline folder `{source}` (from {origin})"
+            else:
+                what = f"cannot load `{source}` (from {origin}) as a Hub repo (there is no local folder of that name)"
+            raise WeightsUnavailable(f"{task}: {what} ({type(pipe).__name__}: {pipe}). {HOW_TO_GET[task]}")
+        expected = MODEL_TASK[task]
+        if pipe.config.task != expected:
+            raise WeightsUnavailable(
+                f"{task}: the weights at `{source}` are a {pipe.config.task or 'task-less'} model, but this tab needs "
+                f"a {expected} model. {HOW_TO_GET[task]}"
+            )
+        return pipe
+
+    def _load(self, source: str, is_local: bool):
+        """The pipeline at ``source`` on the configured device, or the exception that loading raised."""
+        import torch
+
+        from ..pipeline import CoCosNetPipeline
+
+        kwargs = {"dtype": self.dtype} if self.dtype is not None else {}
+        device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pipe = CoCosNetPipeline.from_pretrained(str(Path(source).expanduser()) if is_local else source, **kwargs)
+            return pipe.to(device)
+        except Exception as error:  # noqa: BLE001 - any load failure becomes the tab's explanation
+            return error

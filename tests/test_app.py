@@ -1,0 +1,321 @@
+"""The Gradio demo: weights configuration, every tab's API via gradio_client, bad uploads, `python app.py`, a real browser.
+
+Tiny randomly initialised pipelines (64×64) are written to a temp folder; nothing is
+downloaded (HF_HUB_OFFLINE=1). The browser test drives Debian's chromium through
+Playwright and skips when either is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from pipeline_cocosnet import CoCosNetPipeline  # noqa: E402
+from pipeline_cocosnet.app import PipelineStore, WeightsConfig, build_demo, env_var  # noqa: E402
+from pipeline_cocosnet.app.inputs import editor_structure  # noqa: E402
+from pipeline_cocosnet.app.weights import DEMO_NOTE, parse_weights_args, read_config_file  # noqa: E402
+from pipeline_cocosnet.processing.labels import ADE20K_PALETTE  # noqa: E402
+
+from .conftest import tiny_models  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SIZE = 64
+CHANNELS = {"mask-to-image": 151, "edge-to-face": 1, "pose-to-body": 20}
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _demo_available() -> bool:
+    try:
+        CoCosNetPipeline.from_pretrained("demo")
+    except Exception:  # noqa: BLE001 - any failure: not packaged in this checkout
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("weights")
+    paths = {}
+    for task, channels in CHANNELS.items():
+        pipe = CoCosNetPipeline(*tiny_models(channels), task=task, resolution=(SIZE, SIZE))
+        pipe.save_pretrained(folder / task)
+        paths[task] = str(folder / task)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def server(weights):
+    """The demo served in-process on a free port: (url, store)."""
+    if _demo_available():  # the packaged procedural-scene model, as `python app.py` uses it by default
+        weights = {**weights, "mask-to-image": "demo"}
+    config = WeightsConfig.resolve(weights, environ={})
+    store = PipelineStore(config, device="cpu")
+    demo = build_demo(store=store, examples_dir=EXAMPLES)
+    demo.queue(default_concurrency_limit=1)
+    _, url, _ = demo.launch(server_port=_free_port(), prevent_thread_lock=True, quiet=True, allowed_paths=[str(EXAMPLES)])
+    yield url, store
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[0], verbose=False, download_files=True)
+
+
+def _size(path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def _editor(path) -> dict:
+    return {"background": handle_file(str(path)), "layers": [], "composite": None, "id": None}
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> dict[str, Path]:
+    """A small ADE20k index mask (sky over grass), its "photo", and a mask with an unknown colour."""
+    folder = tmp_path_factory.mktemp("scene")
+    mask = np.zeros((96, 128), np.uint8)
+    mask[:40], mask[40:] = 3, 10
+    Image.fromarray(mask).save(folder / "mask.png")
+    photo = np.where(mask[..., None] == 3, [[[120, 170, 230]]], [[[60, 150, 50]]]).astype(np.uint8)
+    Image.fromarray(photo).save(folder / "photo.png")
+    bad = np.zeros((96, 128, 3), np.uint8)
+    bad[:40] = ADE20K_PALETTE[2]
+    bad[40:] = (1, 2, 3)  # no ADE20k class has this colour
+    Image.fromarray(bad).save(folder / "unknown_colours.png")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a PNG")
+    Image.new("RGB", (8, 8)).save(folder / "tiny.png")
+    return {p.stem: p for p in folder.iterdir()}
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_weights_precedence_cli_env_config_default(tmp_path):
+    config_file = tmp_path / "app.toml"
+    config_file.write_text('[weights]\n"pose-to-body" = "from-config"\n"edge-to-face" = "edges-config"\n')
+    table = read_config_file(config_file)["weights"]
+    environ = {env_var("pose-to-body"): "from-env", env_var("edge-to-face"): ""}
+    config = WeightsConfig.resolve(parse_weights_args(["pose-to-body=from-cli"]), table, environ)
+    assert config.sources["pose-to-body"] == "from-cli"
+    assert config.sources["edge-to-face"] == "edges-config" and config.origins["edge-to-face"] == "config file"
+    assert config.sources["oil-portrait"] == "edges-config"  # oil-portrait runs the edge-to-face model
+    assert config.sources["mask-to-image"] == "demo" and DEMO_NOTE in config.describe("mask-to-image")
+    assert WeightsConfig.resolve({}, None, environ).sources["pose-to-body"] == "from-env"
+    with pytest.raises(ValueError, match="unknown task 'faces'"):
+        parse_weights_args(["faces=x"])
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path):
+    store = PipelineStore(WeightsConfig.resolve({"edge-to-face": str(tmp_path / "nowhere")}, environ={}, demo_default=False))
+    with pytest.raises(RuntimeError, match="cocosnet convert --corr latest_net_Corr.pth"):
+        store.get("pose-to-body")
+    with pytest.raises(RuntimeError, match="does not exist.*train_metfaces"):
+        store.get("edge-to-face")
+
+
+def test_drawn_strokes_snap_to_palette_and_upload_stays_strict():
+    background = np.zeros((32, 32, 4), np.uint8)
+    background[..., :3], background[..., 3] = ADE20K_PALETTE[2], 255  # sky
+    layer = np.zeros((32, 32, 4), np.uint8)
+    layer[16:, :, :3] = np.array(ADE20K_PALETTE[9]) + 3  # grass, slightly off (anti-aliasing)
+    layer[16:, :, 3] = 255
+    mask, how = editor_structure({"background": background, "layers": [layer]}, extract=None)
+    assert how == "uploaded mask + strokes"
+    assert (mask[:16] == 3).all() and (mask[16:] == 10).all()
+    background[:16, :, :3] = (1, 2, 3)
+    with pytest.raises(Exception, match="colour"):
+        editor_structure({"background": background, "layers": []}, extract=None)
+
+
+# ---------------------------------------------------------------- every tab through gradio_client
+
+
+def test_every_tab_answers_with_images_of_the_model_size(server, client, scene):
+    store = server[1]
+    pose = EXAMPLES / "pose-to-body"
+    photos = EXAMPLES / "photos"
+    calls = {
+        "/mask_to_image": (_editor(scene["mask"]), handle_file(str(scene["photo"])), handle_file(str(scene["mask"]))),
+        "/edge_to_face": (
+            handle_file(str(EXAMPLES / "edge-to-face" / "drawn_face_edges.png")),
+            handle_file(str(photos / "morisot_young_woman_in_mauve.jpg")),
+            False,
+        ),
+        "/pose_to_body": (
+            [handle_file(str(pose / "standing.json"))],
+            None,
+            handle_file(str(pose / "mannequin_waving.png")),
+            [handle_file(str(pose / "waving.json"))],
+        ),
+        "/oil_portrait": (handle_file(str(photos / "grace_hopper.jpg")), handle_file(str(photos / "morisot_self_portrait_1885.jpg"))),
+    }
+    for api_name, args in calls.items():
+        result, warps, structure_view, exemplar_view = client.predict(*args, api_name=api_name)
+        height, width = store.get(api_name[1:].replace("_", "-")).config.resolution
+        assert _size(result) == (width, height), api_name
+        assert [_size(w["image"]) for w in warps] == [(width >> k, height >> k) for k in (3, 2, 1, 0)], api_name
+        assert _size(structure_view) == _size(exemplar_view) == (width, height), api_name
+    rendered = np.asarray(Image.open(structure_view))
+    assert rendered.std() > 0  # the aligned photo's edges are drawn, not a blank picture
+
+
+def test_bad_uploads_get_clear_errors_and_the_app_keeps_serving(server, client, scene):
+    exemplar = handle_file(str(scene["photo"]))
+    cases = [
+        (("/edge_to_face", handle_file(str(scene["corrupt"])), exemplar, False), "cannot read the upload 'corrupt.png' as an image"),
+        (("/mask_to_image", _editor(scene["corrupt"]), exemplar, None), "cannot read the upload as an image"),
+        (("/mask_to_image", _editor(scene["unknown_colours"]), exemplar, handle_file(str(scene["mask"]))), "colour"),
+        (("/edge_to_face", handle_file(str(scene["tiny"])), exemplar, False), "8×8 pixels"),
+        (("/mask_to_image", _editor(scene["mask"]), exemplar, handle_file(str(scene["tiny"]))), "8×8 pixels"),
+    ]
+    for (api_name, *args), message in cases:
+        with pytest.raises(gradio_client.exceptions.AppError, match=message):
+            client.predict(*args, api_name=api_name)
+    result = client.predict(_editor(scene["mask"]), exemplar, handle_file(str(scene["mask"])), api_name="/mask_to_image")[0]
+    assert _size(result)[::-1] == tuple(server[1].get("mask-to-image").config.resolution)
+
+
+def test_suggest_exemplar_ranks_the_gallery(client):
+    pose = EXAMPLES / "pose-to-body"
+    exemplar, exemplar_pose, ranking = client.predict([handle_file(str(pose / "walking.json"))], None, api_name="/suggest_pose")
+    assert Path(exemplar).name.startswith("mannequin_") and Path(exemplar_pose[0]).suffix == ".json"
+    assert ranking.count("score") == 3
+
+
+def test_tab_without_weights_explains_and_others_keep_working(server, client, scene):
+    _, store = server
+    pose = EXAMPLES / "pose-to-body"
+    args = ([handle_file(str(pose / "walking.json"))], None, handle_file(str(pose / "mannequin_standing.png")), None)
+    source = store.config.sources.pop("pose-to-body")
+    try:
+        with pytest.raises(gradio_client.exceptions.AppError, match="no weights configured.*cocosnet convert"):
+            client.predict(*args, api_name="/pose_to_body")
+    finally:
+        store.config.sources["pose-to-body"] = source
+
+
+# ---------------------------------------------------------------- python app.py
+
+
+def test_app_py_starts_from_env_weights_and_serves(weights, tmp_path):
+    port = _free_port()
+    env = {**os.environ, env_var("pose-to-body"): weights["pose-to-body"], "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--no-demo-weights", "--device", "cpu"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                page = urllib.request.urlopen(url, timeout=2).read().decode()
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"app.py did not serve {url}:\n{process.stdout.read() if process.poll() is not None else ''}")
+                time.sleep(0.5)
+        assert "CoCosNet v2" in page
+        # the tabs' weight notes are in the page config: pose-to-body from the env var, edge-to-face missing
+        assert f"(from {env_var('pose-to-body')})" in page and "No weights configured for edge-to-face" in page
+        client = Client(url, verbose=False)
+        with pytest.raises(gradio_client.exceptions.AppError, match="edge-to-face: no weights configured"):
+            image = handle_file(str(EXAMPLES / "pose-to-body" / "mannequin_walking.png"))
+            client.predict(image, image, False, api_name="/edge_to_face")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+# ---------------------------------------------------------------- a real browser
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.mark.browser
+def test_browser_switches_tabs_and_translates_an_example(server, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no chromium found (Debian: apt-get install -y chromium)")
+    url, store = server
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url)
+            for title in ("Mask → image", "Edges → face", "Pose → body", "Oil portrait"):
+                page.get_by_role("tab", name=title).click()
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(tmp_path / f"tab_{title.split()[0].lower()}.png"))
+            # pose-to-body: click the first example, then Translate
+            page.get_by_role("tab", name="Pose → body").click()
+            page.get_by_text("standing pose, waving mannequin's look").click()
+            page.wait_for_timeout(500)
+            page.locator("#pose-to-body-translate").click()
+            result = page.locator("#pose-to-body-result img")
+            result.wait_for(state="visible", timeout=30_000)
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#pose-to-body-result img'); return i && i.complete && i.naturalWidth > 0; }",
+                timeout=30_000,
+            )
+            assert result.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [SIZE, SIZE]
+            assert page.locator("#pose-to-body-warps img").count() == 4
+            page.screenshot(path=str(tmp_path / "pose_result.png"), full_page=True)
+            # mask-to-image: an example loads into the mask editor and translates
+            page.get_by_role("tab", name="Mask → image").click()
+            rows = json.loads((EXAMPLES / "mask-to-image" / "examples.json").read_text())["examples"]
+            page.get_by_text(rows[0]["label"]).click()
+            page.wait_for_timeout(1000)
+            page.locator("#mask-to-image-translate").click()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#mask-to-image-result img'); return i && i.complete && i.naturalWidth > 0; }",
+                timeout=30_000,
+            )
+            source = page.locator("#mask-to-image-result img").get_attribute("src")
+            page.screenshot(path=str(tmp_path / "mask_result.png"), full_page=True)
+        finally:
+            browser.close()
+    assert len(list(tmp_path.glob("*.png"))) == 6
+    result = np.asarray(Image.open(urllib.request.urlopen(urllib.parse.urljoin(url, source))).convert("RGB"), np.float64)
+    resolution = tuple(store.get("mask-to-image").config.resolution)
+    assert result.shape[:2] == resolution
+    if store.config.sources["mask-to-image"] == "demo":  # trained weights: the result follows the mask
+        with Image.open(EXAMPLES / "mask-to-image" / rows[0]["structure"]) as mask_file:
+            mask = np.asarray(mask_file.resize(resolution[::-1], Image.NEAREST))
+        grey = result.mean(-1)
+        assert grey.std() > 5, "the result is (nearly) constant"
+        between = sum((mask == c).sum() * (grey[mask == c].mean() - grey.mean()) ** 2 for c in np.unique(mask)) / grey.size
+        assert between / grey.var() > 0.2, "the result's regions do not follow the mask"
