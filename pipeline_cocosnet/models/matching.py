@@ -48,17 +48,19 @@ def offsets_to_indices(offsets: torch.Tensor) -> torch.Tensor:
     """
     h, w = offsets.shape[-2:]
     rows, cols = pixel_grid(h, w, offsets)
-    row = (rows + offsets[:, 0]).clamp(0, h - 1)
-    col = (cols + offsets[:, 1]).clamp(0, w - 1)
-    return (row * w + col).long()
+    row = (rows + offsets[:, 0]).clamp_(0, h - 1)
+    col = (cols + offsets[:, 1]).clamp_(0, w - 1)
+    return row.mul_(w).add_(col).long()
 
 
 def indices_to_offsets(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Integer offsets (index // w − r, index mod w − c) as B×2×K×h×w of ``dtype``."""
     h, w = index.shape[-2:]
     rows, cols = pixel_grid(h, w, index)
-    offsets = torch.stack([index.div(w, rounding_mode="floor") - rows, index.remainder(w) - cols], dim=1)
-    return offsets.to(dtype)
+    offsets = torch.empty(index.shape[0], 2, *index.shape[1:], dtype=dtype, device=index.device)
+    torch.sub(index.div(w, rounding_mode="floor"), rows, out=offsets[:, 0])
+    torch.sub(index.remainder(w), cols, out=offsets[:, 1])
+    return offsets
 
 
 def gather_pixels(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
