@@ -56,7 +56,7 @@ class ModelConfig:
 class DataConfig:
     """Which dataset reader, where, and how exemplars are chosen (see ``training/data``)."""
 
-    #: deepfashionhd | ade20k | edges | paired | synthetic
+    #: deepfashionhd | ade20k | edges | paired | synthetic | scenes
     kind: str = "synthetic"
     root: Optional[str] = None
     #: (H, W) the networks see; multiples of 32
@@ -86,6 +86,8 @@ class DataConfig:
     #: synthetic data
     num_samples: int = 64
     num_classes: int = 4
+    #: scenes: probability of a same-palette, different-layout exemplar (else the warped, jittered target)
+    scene_pair_probability: float = 0.0
     num_workers: int = 2
     seed: int = 0
 

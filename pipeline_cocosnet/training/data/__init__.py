@@ -1,4 +1,4 @@
-"""Training data readers (one per layout) and the synthetic generator."""
+"""Training data readers (one per layout) and the procedural generators (shapes, landscape scenes)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from .base import PairedDataset, SampleError, read_pair_list
 from .deepfashion import DeepFashionHDDataset
 from .edges import EdgeFolderDataset
 from .paired import PairedFolderDataset
+from .scenes import SCENE_CLASSES, ScenesDataset, make_scene as make_landscape, transformed_pair, write_scenes_folder
 from .synthetic import SyntheticShapesDataset, make_scene, write_synthetic_folder
 
 __all__ = [
@@ -21,6 +22,11 @@ __all__ = [
     "EdgeFolderDataset",
     "PairedFolderDataset",
     "SyntheticShapesDataset",
+    "ScenesDataset",
+    "SCENE_CLASSES",
+    "make_landscape",
+    "transformed_pair",
+    "write_scenes_folder",
     "make_scene",
     "write_synthetic_folder",
 ]
@@ -31,6 +37,7 @@ DATASETS: dict[str, type[PairedDataset]] = {
     "edges": EdgeFolderDataset,
     "paired": PairedFolderDataset,
     "synthetic": SyntheticShapesDataset,
+    "scenes": ScenesDataset,
 }
 
 
