@@ -10,7 +10,8 @@ subprocess, so peak memory (CUDA max allocated; CPU peak RSS) belongs to that ca
 
 Implementations: ``fast`` is pipeline_cocosnet as shipped (chunked candidate scoring,
 chunked dense attention, channels-last convolutions); ``naive`` is the same algorithm
-written directly (benchmarks/naive.py: per-candidate loop, full N×N attention, NCHW).
+written directly (benchmarks/naive.py: per-candidate loop, full N×N attention, one
+convolution per SPADE γ/β and GRU gate, NCHW).
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ PUBLISHED = dict(label_channels=20, nef=32, ngf=64)
 
 def build(impl: str, device: str, dtype: torch.dtype, seed: int = 0):
     """Random-weight correspondence + translator in the published configuration."""
-    from benchmarks.naive import naive_copy
+    from benchmarks.naive import naive_copy, plain_layers
     from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
 
     torch.manual_seed(seed)
     correspondence = CoCosNetCorrespondence(label_channels=PUBLISHED["label_channels"], nef=PUBLISHED["nef"])
     translator = CoCosNetTranslator(label_channels=PUBLISHED["label_channels"], ngf=PUBLISHED["ngf"])
     if impl == "naive":
-        correspondence = naive_copy(correspondence)
+        correspondence, translator = naive_copy(correspondence), plain_layers(translator)
     models = [torch.nn.Module.to(m, device=device, dtype=dtype).eval() for m in (correspondence, translator)]
     if impl == "fast" and dtype != torch.float64:
         models = [m.to(memory_format=torch.channels_last) for m in models]

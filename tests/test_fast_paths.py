@@ -6,14 +6,18 @@ candidates one at a time over whole feature maps and builds the full N×N attent
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.naive import full_attention, naive_copy, per_candidate_scores
+from benchmarks.naive import full_attention, naive_copy, per_candidate_scores, plain_layers
 from pipeline_cocosnet.models.attention import dense_correspondence
 from pipeline_cocosnet.models.layers import normalize_channels
-from pipeline_cocosnet.models.matching import match_scores
+from pipeline_cocosnet.models import patchmatch
+from pipeline_cocosnet.models.matching import indices_to_offsets, match_scores, offsets_to_indices
+from pipeline_cocosnet.models.patchmatch import HORIZONTAL, VERTICAL, PatchMatch, neighbour_indices, propagate
 from pipeline_cocosnet.models.update import SepConvGRU
 
 from .conftest import random_inputs, tiny_models
@@ -26,20 +30,50 @@ def features(batch: int, channels: int = 8, seed: int = 0, size: tuple[int, int]
     return normalize_channels(torch.randn(batch, channels, *size, generator=g, dtype=torch.float64), center=True)
 
 
+def pixel_major(x: torch.Tensor) -> torch.Tensor:
+    """B×K×h×w (the straightforward layout) → B×h×w×K (the model's candidate layout)."""
+    return x.permute(0, 2, 3, 1)
+
+
 @pytest.mark.parametrize("chunk_elements", [1, 1000, 1 << 22])
 def test_chunked_candidate_scores_equal_per_candidate_scores(chunk_elements):
     theta, phi = features(2, seed=0), features(2, seed=1)
     index = torch.randint(0, H * W, (2, 48, H, W), generator=torch.Generator().manual_seed(2))
-    fast = match_scores(theta, phi, index, chunk_elements=chunk_elements)
-    torch.testing.assert_close(fast, per_candidate_scores(theta, phi, index), atol=1e-15, rtol=0)
+    fast = match_scores(theta, phi, pixel_major(index), chunk_elements=chunk_elements)
+    torch.testing.assert_close(fast, pixel_major(per_candidate_scores(theta, phi, index)), atol=1e-15, rtol=0)
 
 
 def test_batch_items_never_mix_in_candidate_scoring():
     theta, phi = features(2, seed=0), features(2, seed=1)
-    index = torch.randint(0, H * W, (2, 16, H, W), generator=torch.Generator().manual_seed(2))
+    index = torch.randint(0, H * W, (2, H, W, 16), generator=torch.Generator().manual_seed(2))
     together = match_scores(theta, phi, index, chunk_elements=500)
     alone = match_scores(theta[1:], phi[1:], index[1:], chunk_elements=500)
     torch.testing.assert_close(together[1:], alone, atol=1e-15, rtol=0)
+
+
+@pytest.mark.parametrize("dim", [HORIZONTAL, VERTICAL])
+def test_integer_neighbour_candidates_equal_the_float_index_rule(dim):
+    # every index, including the exemplar's border rows and columns where the shift clamps
+    index = torch.randint(0, H * W, (2, H, W, 16), generator=torch.Generator().manual_seed(7))
+    index[..., 0] = torch.arange(H * W).view(H, W)
+    index[0, :, :, 1], index[0, :, :, 2] = W - 1, (H - 1) * W
+    by_floats = offsets_to_indices(propagate(indices_to_offsets(index, torch.float64), dim))
+    expected = torch.cat([by_floats[..., :16], by_floats[..., 32:]], dim=-1)  # without the own 16
+    assert torch.equal(neighbour_indices(index, dim), expected)
+
+
+@pytest.mark.parametrize("horizontal_first", [True, False])
+def test_search_reusing_the_own_scores_equals_scoring_all_candidates(horizontal_first, monkeypatch):
+    torch.manual_seed(0)
+    module = PatchMatch(feature_channels=8).double()
+    theta, phi = features(2, seed=8), features(2, seed=9)
+    offsets = torch.randint(-6, 7, (2, H, W, 2, 16), generator=torch.Generator().manual_seed(10)).double()
+    offsets += torch.rand(offsets.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    reused = module.search(theta, phi, offsets, horizontal_first)
+    monkeypatch.setattr(patchmatch, "exact_index_arithmetic", lambda *args: False)  # the literal float path
+    literal = module.search(theta, phi, offsets, horizontal_first)
+    assert torch.equal(reused[0], literal[0])
+    torch.testing.assert_close(reused[1], literal[1], atol=1e-15, rtol=0)
 
 
 @pytest.mark.parametrize("chunk_elements", [H * W * 2, 3 * H * W * 2 + 5, 1 << 24])
@@ -64,20 +98,23 @@ def test_the_whole_correspondence_equals_its_straightforward_twin():
         torch.testing.assert_close(a, b, atol=1e-13, rtol=0)
 
 
-def test_fused_gru_gates_equal_the_separate_gate_convolutions():
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "autograd"])
+def test_fused_gru_equals_the_plain_gate_equations(grad):
     gru = SepConvGRU(8, 12).double()
+    plain = plain_layers(copy.deepcopy(gru))
     g = torch.Generator().manual_seed(6)
     h, x = torch.randn(1, 8, H, W, generator=g, dtype=torch.float64), torch.randn(1, 12, H, W, generator=g, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):  # in place at inference, rebuilt under autograd
+        torch.testing.assert_close(gru(h, x), plain(h, x), atol=1e-14, rtol=0)
 
-    def step(h, x, axis):  # the ConvGRU equations, one convolution per gate
-        hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(getattr(gru, f"convz{axis}")(hx))
-        r = torch.sigmoid(getattr(gru, f"convr{axis}")(hx))
-        q = torch.tanh(getattr(gru, f"convq{axis}")(torch.cat([r * h, x], dim=1)))
-        return (1 - z) * h + z * q
 
+def test_spade_layer_norm_and_fused_modulation_equal_the_plain_equations():
+    correspondence, translator = tiny_models(4, dtype=torch.float64)
+    inputs = random_inputs(1, 4, 64, 64, dtype=torch.float64)
+    plain = plain_layers(copy.deepcopy(translator))
+    warps = correspondence(*inputs).warps
     with torch.no_grad():
-        torch.testing.assert_close(gru(h, x), step(step(h, x, "1"), x, "2"), atol=1e-14, rtol=0)
+        torch.testing.assert_close(translator(inputs[0], warps), plain(inputs[0], warps), atol=1e-13, rtol=0)
 
 
 def test_channels_last_changes_no_stable_output():
@@ -103,7 +140,7 @@ def test_channels_last_changes_no_stable_output():
 def test_candidate_scores_are_differentiable_for_training():
     theta, phi = features(1, seed=0).requires_grad_(), features(1, seed=1).requires_grad_()
     index = torch.randint(0, H * W, (1, 16, H, W), generator=torch.Generator().manual_seed(2))
-    match_scores(theta, phi, index, chunk_elements=1000).sum().backward()
+    match_scores(theta, phi, pixel_major(index), chunk_elements=1000).sum().backward()
     reference = [t.detach().requires_grad_() for t in (theta, phi)]
     per_candidate_scores(*reference, index).sum().backward()
     torch.testing.assert_close(theta.grad, reference[0].grad, atol=1e-13, rtol=0)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
+from pipeline_cocosnet.models.layers import SPADE, positional_norm
 
 from .conftest import random_inputs, tiny_models
 
@@ -126,3 +127,20 @@ def test_translator_checks_its_warps(models):
         models[1](label, [torch.zeros(1, 3, 8, 8)])
     with pytest.raises(ValueError, match=r"warps\[1\] must be B×3×h×w"):
         models[1](label, [torch.zeros(1, 3, 8, 8), torch.zeros(2, 3, 16, 16), torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 64, 64)])
+
+
+def test_positional_norm_is_the_per_pixel_channel_standardisation():
+    x = torch.randn(2, 7, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 3 + 2
+    var, mean = x.var(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)  # unbiased variance
+    torch.testing.assert_close(positional_norm(x), (x - mean) / torch.sqrt(var + 1e-8), atol=1e-13, rtol=0)
+
+
+def test_spade_modulates_the_positional_norm_with_separate_gamma_and_beta():
+    torch.manual_seed(0)
+    spade = SPADE(6, 4, hidden=8).double()
+    x = torch.randn(1, 6, 8, 10, dtype=torch.float64)
+    cond = torch.rand(1, 4, 4, 5, dtype=torch.float64)
+    with torch.no_grad():
+        actv = torch.relu(spade.mlp_shared(torch.nn.functional.interpolate(cond, size=(8, 10), mode="nearest")))
+        expected = positional_norm(x) * (1 + spade.mlp_gamma(actv)) + spade.mlp_beta(actv)  # SPEC §3
+        torch.testing.assert_close(spade(x, cond), expected, atol=1e-12, rtol=0)

@@ -166,24 +166,26 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
 
+        Indices are B×1×h×w at the dense level, then B×K×h×w (flat ``row·w + col``).
+
         ``callback(level)`` is called after each level (e.g. to advance a progress bar).
         """
         warps: list[torch.Tensor] = []
-        indices: list[torch.Tensor] = []
+        indices: list[torch.Tensor] = []  # pixel-major, B×h×w×K
         for theta, phi in zip(features.theta, features.phi):
             size = tuple(theta.shape[-2:])
             target = F.avg_pool2d(exemplar, exemplar.shape[-1] // size[1]) if size != exemplar.shape[-2:] else exemplar
             if not indices:
                 warp, index = self.attend(theta, phi, target)
-                index = index.unsqueeze(1)
+                index = index.unsqueeze(-1)
             else:
-                offsets = initial_offsets(indices[-1][:, 0], size, self.window)
+                offsets = initial_offsets(indices[-1][..., 0], size, self.window)
                 warp, index = self.patchmatch(theta, phi, target, offsets, generator)
             warps.append(warp.to(exemplar.dtype))
             indices.append(index)
             if callback is not None:
                 callback(len(indices) - 1)
-        return warps, indices
+        return warps, [index.permute(0, 3, 1, 2).contiguous() for index in indices]
 
     def forward(
         self,

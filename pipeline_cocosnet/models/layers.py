@@ -7,6 +7,8 @@ and the spectrally normalised convolution (stored folded at inference).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +19,7 @@ __all__ = [
     "SPADE",
     "SPADEResBlock",
     "positional_norm",
+    "channel_layer_norm",
     "normalize_channels",
     "resize_nearest",
     "upsample_bilinear",
@@ -25,8 +28,20 @@ __all__ = [
 
 def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Normalise each pixel over channels: (x − mean) / sqrt(unbiased var + eps)."""
-    var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=1)  # one pass for both
-    return (x - mean).div_(torch.sqrt(var + eps))
+    normalized, scale = channel_layer_norm(x, eps)
+    return normalized * scale
+
+
+def channel_layer_norm(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor, float]:
+    """Positional norm as a fused channel LayerNorm: (n, s) with positional_norm(x) = s · n.
+
+    LayerNorm divides by the biased deviation; with C channels
+    sqrt(var_unbiased + eps) = sqrt(var_biased + eps·(C−1)/C) / s, where s = sqrt((C−1)/C).
+    On channels-last ``x`` the B×h×w×C view is contiguous, so this is one pass, no copies.
+    """
+    c = x.shape[1]
+    normalized = F.layer_norm(x.permute(0, 2, 3, 1), (c,), eps=eps * (c - 1) / c)
+    return normalized.permute(0, 3, 1, 2), math.sqrt((c - 1) / c)
 
 
 def normalize_channels(x: torch.Tensor, center: bool = False, eps: float = 1e-10) -> torch.Tensor:
@@ -83,13 +98,17 @@ class SPADE(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         actv = F.relu(self.mlp_shared(resize_nearest(cond, x.shape[-2:])), inplace=True)
-        gamma, beta = self.modulation(actv)
-        return torch.addcmul(beta, positional_norm(x), 1 + gamma)
+        gain, beta = self.modulation(actv)
+        normalized, scale = channel_layer_norm(x)
+        return torch.addcmul(beta, normalized, gain, value=scale)  # β + positional_norm(x)·(1 + γ)
 
     def modulation(self, actv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """γ and β from the shared activation: one convolution, as both read the same padded input."""
+        """1 + γ and β from the shared activation.
+
+        One convolution, as both read the same padded input; the 1 is folded into γ's bias.
+        """
         weight = torch.cat([self.mlp_gamma.weight, self.mlp_beta.weight])
-        bias = torch.cat([self.mlp_gamma.bias, self.mlp_beta.bias])
+        bias = torch.cat([self.mlp_gamma.bias + 1, self.mlp_beta.bias])
         both = F.conv2d(F.pad(actv, (1, 1, 1, 1), mode="reflect"), weight, bias)
         return both.chunk(2, dim=1)
 

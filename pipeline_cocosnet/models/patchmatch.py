@@ -3,6 +3,7 @@
 Each pixel keeps K = 16 candidate offsets into the exemplar. An iteration
 propagates candidates from the left/right (then up/down) neighbours, keeps the
 K best of the 3K by matching probability, and lets a ConvGRU nudge the offsets.
+Candidates are pixel-major (B×h×w×K indices, B×h×w×2×K offsets; see ``matching``).
 """
 
 from __future__ import annotations
@@ -13,47 +14,77 @@ from torch import nn
 
 from .layers import resize_nearest
 from .matching import (
+    exact_index_arithmetic,
     indices_to_offsets,
     match_scores,
     matching_dtype,
     offsets_to_indices,
-    pixel_grid,
     warp_by_indices,
 )
 from .sampling import bilinear_warp
 from .update import UpdateBlock
 
-HORIZONTAL, VERTICAL = -1, -2  # the pixel-grid dim a propagation runs along
+VERTICAL, HORIZONTAL = 1, 2  # the pixel-major dim (B×h×w×…) a propagation runs along
 
 
 def initial_offsets(coarse_index: torch.Tensor, size: tuple[int, int], window: int = 4) -> torch.Tensor:
     """Candidate offsets for a level from one match per pixel of the coarser level (SPEC §6).
 
-    coarse_index: B×h'×w' flat indices at the coarser level. Returns B×2×window²×h×w
-    offsets at this level: (2·Δ + 2(a−1), 2·Δ + 2(b−1)) for a, b in 0..window−1,
-    each fine pixel inheriting its coarse pixel's offsets.
+    coarse_index: B×h'×w' flat indices at the coarser level. Returns B×h×w×2×window²
+    offsets at this level: (2·Δ + 2(a−1), 2·Δ + 2(b−1)) for a, b in 0..window−1
+    (candidate k = window·a + b), each fine pixel inheriting its coarse pixel's offsets.
     """
-    coarse = 2 * indices_to_offsets(coarse_index.unsqueeze(1), torch.float32)[:, :, 0]  # B×2×h'×w'
+    coarse = 2 * indices_to_offsets(coarse_index.unsqueeze(-1), torch.float32)[..., 0]  # B×h'×w'×2
     steps = 2 * (torch.arange(window, dtype=coarse.dtype, device=coarse.device) - 1)
-    b, _, hc, wc = coarse.shape
-    shape = (b, window, window, hc, wc)  # candidate k = window·a + b
-    drow = (coarse[:, 0, None, None] + steps.view(1, window, 1, 1, 1)).expand(shape)
-    dcol = (coarse[:, 1, None, None] + steps.view(1, 1, window, 1, 1)).expand(shape)
-    offsets = torch.stack([drow, dcol], dim=1).reshape(b, 2 * window * window, hc, wc)
-    return resize_nearest(offsets, size).view(b, 2, window * window, *size)
+    b, hc, wc, _ = coarse.shape
+    shape = (b, hc, wc, window, window)
+    drow = (coarse[..., 0, None, None] + steps.view(window, 1)).expand(shape)
+    dcol = (coarse[..., 1, None, None] + steps.view(1, window)).expand(shape)
+    offsets = torch.stack([drow, dcol], dim=3).reshape(b, hc, wc, 2 * window * window)
+    fine = resize_nearest(offsets.permute(0, 3, 1, 2), size)  # channels-last B×2K×h×w view
+    return fine.permute(0, 2, 3, 1).reshape(b, *size, 2, window * window)
 
 
 def propagate(offsets: torch.Tensor, dim: int) -> torch.Tensor:
     """3K candidates from K: the previous neighbour's offsets, the own, the next neighbour's.
 
-    Along ``dim`` (HORIZONTAL or VERTICAL) pixel i takes the offsets of pixel i−1
-    (zeros for the first), then its own, then those of i+1 (zeros for the last).
+    offsets: B×h×w×2×K. Along ``dim`` (HORIZONTAL or VERTICAL) pixel i takes the offsets
+    of pixel i−1 (zeros for the first), then its own, then those of i+1 (zeros for the
+    last): B×h×w×2×3K.
     """
-    n = offsets.shape[dim]
-    zeros = torch.zeros_like(offsets.narrow(dim, 0, 1))
-    before = torch.cat([zeros, offsets.narrow(dim, 0, n - 1)], dim=dim)
-    after = torch.cat([offsets.narrow(dim, 1, n - 1), zeros], dim=dim)
-    return torch.cat([before, offsets, after], dim=2)
+    n, k = offsets.shape[dim], offsets.shape[-1]
+    out = offsets.new_empty(*offsets.shape[:-1], 3 * k)
+    before, own, after = out.split(k, dim=-1)
+    own.copy_(offsets)
+    before.narrow(dim, 1, n - 1).copy_(offsets.narrow(dim, 0, n - 1))
+    before.narrow(dim, 0, 1).zero_()
+    after.narrow(dim, 0, n - 1).copy_(offsets.narrow(dim, 1, n - 1))
+    after.narrow(dim, n - 1, 1).zero_()
+    return out
+
+
+def neighbour_indices(index: torch.Tensor, dim: int) -> torch.Tensor:
+    """The indices the neighbours' integer candidates give at each pixel: B×h×w×K → B×h×w×2K.
+
+    Equal to ``offsets_to_indices(propagate(indices_to_offsets(index), dim))`` without the
+    own K, computed on the integers: the previous neighbour's match q, applied one pixel
+    further along ``dim``, lands one exemplar step further (clamped at the border), the
+    next neighbour's one step back; a border pixel's missing neighbour is the zero offset.
+    """
+    h, w = index.shape[1:3]
+    n, k = index.shape[dim], index.shape[-1]
+    if dim == VERTICAL:
+        step, coordinate, last = w, index.div(w, rounding_mode="floor"), h - 1
+    else:
+        step, coordinate, last = 1, index.remainder(w), w - 1
+    out = index.new_empty(*index.shape[:-1], 2 * k)
+    before, after = out.split(k, dim=-1)
+    torch.add(index.narrow(dim, 0, n - 1), coordinate.narrow(dim, 0, n - 1) < last, alpha=step, out=before.narrow(dim, 1, n - 1))
+    torch.add(index.narrow(dim, 1, n - 1), coordinate.narrow(dim, 1, n - 1) > 0, alpha=-step, out=after.narrow(dim, 0, n - 1))
+    own = torch.arange(h * w, device=index.device).view(h, w, 1)  # each pixel's own position
+    before.narrow(dim, 0, 1).copy_(own.narrow(dim - 1, 0, 1))
+    after.narrow(dim, n - 1, 1).copy_(own.narrow(dim - 1, n - 1, 1))
+    return out
 
 
 class PatchMatch(nn.Module):
@@ -85,29 +116,41 @@ class PatchMatch(nn.Module):
         self.update = UpdateBlock(num_candidates, hidden_channels)
 
     def score(self, theta: torch.Tensor, phi: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Matching scores ⟨θ(p), φ(index_k(p))⟩ of the candidates, B×K×h×w (see ``match_scores``)."""
+        """Matching scores ⟨θ(p), φ(index_k(p))⟩ of candidates B×h×w×K (see ``match_scores``)."""
         return match_scores(theta, phi, index)
 
-    def select(self, theta: torch.Tensor, phi: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keep the K most probable of the candidate offsets.
-
-        Returns integer-valued offsets B×2×K×h×w and their probabilities B×K×h×w
-        (softmax over all candidates, descending).
-        """
-        index = offsets_to_indices(offsets)
-        probs = F.softmax(self.score(theta, phi, index) / self.temperature, dim=1, dtype=theta.dtype)
-        probs, order = probs.topk(self.num_candidates, dim=1)
-        return indices_to_offsets(index.gather(1, order), offsets.dtype), probs
+    def keep_best(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax over each pixel's candidates; the K highest probabilities (descending) and their positions."""
+        probs = F.softmax(scores / self.temperature, dim=-1, dtype=scores.dtype)
+        return probs.topk(self.num_candidates, dim=-1)
 
     @torch.no_grad()
     def search(
         self, theta: torch.Tensor, phi: torch.Tensor, offsets: torch.Tensor, horizontal_first: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One PatchMatch step: propagate along both axes, selecting after each."""
-        order = (HORIZONTAL, VERTICAL) if horizontal_first else (VERTICAL, HORIZONTAL)
-        for dim in order:
-            offsets, probs = self.select(theta, phi, propagate(offsets, dim))
-        return offsets, probs
+        """One PatchMatch step: propagate along one axis and keep the best K, then along the other.
+
+        offsets: B×h×w×2×K (fractional after a GRU update). Returns the kept integer offsets
+        B×h×w×2×K and their probabilities B×h×w×K (softmax over the 3K, descending).
+        """
+        first, second = (HORIZONTAL, VERTICAL) if horizontal_first else (VERTICAL, HORIZONTAL)
+        index = offsets_to_indices(propagate(offsets, first))
+        scores = self.score(theta, phi, index)
+        _, best = self.keep_best(scores)
+        index, scores = index.gather(-1, best), scores.gather(-1, best)
+        if exact_index_arithmetic(*index.shape[1:3], offsets.dtype):
+            # integer positions now: the neighbours' candidates are shifted indices and the
+            # own K keep their scores, so only 2K of the 3K candidates are scored again
+            neighbours = neighbour_indices(index, second)
+            neighbour_scores = self.score(theta, phi, neighbours)
+            k = self.num_candidates
+            index = torch.cat([neighbours[..., :k], index, neighbours[..., k:]], dim=-1)
+            scores = torch.cat([neighbour_scores[..., :k], scores, neighbour_scores[..., k:]], dim=-1)
+        else:  # flat indices beyond the float mantissa: the published float arithmetic, literally
+            index = offsets_to_indices(propagate(indices_to_offsets(index, offsets.dtype), second))
+            scores = self.score(theta, phi, index)
+        probs, best = self.keep_best(scores)
+        return indices_to_offsets(index.gather(-1, best), offsets.dtype), probs
 
     def forward(
         self,
@@ -117,10 +160,10 @@ class PatchMatch(nn.Module):
         offsets: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Match θ (B×C×h×w) against φ, starting from ``offsets`` (B×2×K×h×w).
+        """Match θ (B×C×h×w) against φ, starting from ``offsets`` (B×h×w×2×K).
 
         Returns the warped exemplar B×3×h×w (exemplar already at h×w) and the final
-        K indices per pixel (B×K×h×w, candidate order kept). Without ``generator``
+        K indices per pixel (B×h×w×K, candidate order kept). Without ``generator``
         every step propagates horizontally first; with one, the order is drawn per step.
         """
         theta, phi = matching_dtype(theta), matching_dtype(phi)
@@ -129,12 +172,14 @@ class PatchMatch(nn.Module):
         hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
         for _ in range(self.iterations):
             offsets, probs = self.search(theta, phi, offsets, _horizontal_first(generator))
-            hidden, delta = self.update(hidden, probs.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
-            offsets = offsets + delta.view_as(offsets).to(offsets.dtype)
+            # pixel-major B×h×w×C is channels-last B×C×h×w: the GRU reads and writes it without copies
+            flow = offsets.flatten(3).permute(0, 3, 1, 2).to(hidden.dtype)
+            hidden, delta = self.update(hidden, probs.permute(0, 3, 1, 2).to(hidden.dtype), flow)
+            offsets = offsets + delta.permute(0, 2, 3, 1).reshape(offsets.shape).to(offsets.dtype)
         index = offsets_to_indices(offsets)
         if self.learn_offsets:  # differentiable in the GRU's updates; index only seeds the next level
-            return bilinear_warp(theta, phi, exemplar, offsets, self.temperature), index
-        weights = F.softmax(self.score(theta, phi, index) / self.temperature, dim=1, dtype=theta.dtype)
+            return bilinear_warp(theta, phi, exemplar, offsets.permute(0, 3, 4, 1, 2), self.temperature), index
+        weights = F.softmax(self.score(theta, phi, index) / self.temperature, dim=-1, dtype=theta.dtype)
         return warp_by_indices(exemplar.to(weights.dtype), index, weights), index
 
 
@@ -144,4 +189,4 @@ def _horizontal_first(generator: torch.Generator | None) -> bool:
     return bool(torch.rand((), generator=generator, device=generator.device) < 0.5)
 
 
-__all__ = ["PatchMatch", "initial_offsets", "propagate", "pixel_grid", "HORIZONTAL", "VERTICAL"]
+__all__ = ["PatchMatch", "initial_offsets", "propagate", "neighbour_indices", "HORIZONTAL", "VERTICAL"]

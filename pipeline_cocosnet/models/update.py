@@ -14,7 +14,10 @@ from torch import nn
 
 
 class MotionEncoder(nn.Module):
-    """Encode the K candidate probabilities and the 2K offset maps into motion features."""
+    """Encode the K candidate probabilities and the 2K offset maps into motion features.
+
+    Returns the learned part (B×out×h×w); the GRU's input is [that, flow], as in RAFT.
+    """
 
     def __init__(self, num_candidates: int, out_channels: int = 32):
         super().__init__()
@@ -28,7 +31,7 @@ class MotionEncoder(nn.Module):
         relu = functools.partial(F.relu, inplace=True)  # on fresh conv outputs: saves a copy each
         c = relu(self.convc2(relu(self.convc1(probs))))
         f = relu(self.convf2(relu(self.convf1(flow))))
-        return torch.cat([relu(self.conv(torch.cat([c, f], dim=1))), flow], dim=1)
+        return relu(self.conv(torch.cat([c, f], dim=1)))
 
 
 class SepConvGRU(nn.Module):
@@ -41,17 +44,38 @@ class SepConvGRU(nn.Module):
             for gate in "zrq":
                 self.add_module(f"conv{gate}{axis}", nn.Conv2d(total, hidden_channels, kernel, padding=pad))
 
-    def _step(self, h: torch.Tensor, x: torch.Tensor, axis: str) -> torch.Tensor:
-        convz, convr, convq = (getattr(self, f"conv{gate}{axis}") for gate in "zrq")
-        hx = torch.cat([h, x], dim=1)
-        # the update and reset gates read the same input: one convolution for both
-        gates = F.conv2d(hx, torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias]), padding=convz.padding)
-        z, r = torch.sigmoid(gates).chunk(2, dim=1)
-        q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
-        return (1 - z) * h + z * q
+    def gates(self, hx: torch.Tensor, axis: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """z = σ(conv_z([h, x])), r = σ(conv_r([h, x])): one convolution, as both read the same input."""
+        convz, convr = getattr(self, f"convz{axis}"), getattr(self, f"convr{axis}")
+        weight, bias = torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias])
+        return F.conv2d(hx, weight, bias, padding=convz.padding).sigmoid_().chunk(2, dim=1)
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self._step(self._step(h, x, "1"), x, "2")
+    def forward(self, h: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
+        """h: B×hidden×h×w and the input x (its parts, concatenated: B×input×h×w) → the new hidden state.
+
+        The horizontal half runs first, then the vertical one.
+        """
+        # [h, x] is built once; at inference the hidden part is then overwritten in place
+        # (r·h, then the new h), under autograd it is rebuilt
+        inplace = not torch.is_grad_enabled()
+        hx = torch.cat([h, *inputs], dim=1)
+        x = hx[:, h.shape[1] :]
+        for axis in "12":
+            z, r = self.gates(hx, axis)
+            hx = _with_hidden(hx, r * h, x, inplace)
+            q = getattr(self, f"convq{axis}")(hx).tanh_()
+            h = torch.lerp(h, q, z)  # (1 − z)·h + z·q
+            if axis == "1":
+                hx = _with_hidden(hx, h, x, inplace)
+        return h
+
+
+def _with_hidden(hx: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, inplace: bool) -> torch.Tensor:
+    """[hidden, x] from [·, x]: written into ``hx`` when ``inplace``, else a new tensor."""
+    if not inplace:
+        return torch.cat([hidden, x], dim=1)
+    hx[:, : hidden.shape[1]] = hidden
+    return hx
 
 
 class FlowHead(nn.Module):
@@ -79,5 +103,5 @@ class UpdateBlock(nn.Module):
         self, hidden: torch.Tensor, probs: torch.Tensor, flow: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """probs: B×K×h×w, flow: B×2K×h×w (K row offsets then K column offsets)."""
-        hidden = self.gru(hidden, self.encoder(probs, flow))
+        hidden = self.gru(hidden, self.encoder(probs, flow), flow)
         return hidden, self.flow_head(hidden)
