@@ -30,7 +30,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .convert import CheckpointError, convert_checkpoints, find_checkpoint_pair, pick_checkpoint_pair
@@ -257,7 +257,7 @@ def extract_checkpoint_pair(archive: str | os.PathLike, into: str | os.PathLike,
             shown = ", ".join(names[:8]) + (f", … ({len(names)} files)" if len(names) > 8 else "")
             raise ReleaseError(f"{error} (it holds: {shown or 'nothing'})") from None
         paths = []
-        for name, target in ((corr_name, into / "net_Corr.pth"), (g_name, into / "net_G.pth")):
+        for name, target in ((corr_name, into / PurePosixPath(corr_name).name), (g_name, into / PurePosixPath(g_name).name)):
             try:
                 with zipped.open(name) as source, target.open("wb") as copy:
                     shutil.copyfileobj(source, copy, 1 << 20)
@@ -400,15 +400,15 @@ def fetch_release(
     with _cache_lock(output):
         if _is_converted(output, source):
             return output
-        if archive is None:
+        downloaded = archive is None
+        if downloaded:
             downloads = cache_root() / "downloads"
-            target = downloads / f"{release.name}-{hashlib.sha1(url.encode()).hexdigest()[:12]}.zip"
-            if not target.is_file():
+            archive = downloads / f"{release.name}-{hashlib.sha1(url.encode()).hexdigest()[:12]}.zip"
+            if not archive.is_file():
                 try:
-                    download(url, target, progress=progress)
+                    download(url, archive, progress=progress)
                 except ReleaseError as error:
                     raise ReleaseError(f"{error}. {manual_steps(release)}") from None
-            archive = target
         origin = (
             f"converted from the published CoCosNet v2 release ({release.description}; licence: "
             f"{release.license.upper()}) with `cocosnet fetch-release {release.name}`, from {origin_from} "
@@ -416,7 +416,12 @@ def fetch_release(
         )
         output.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{output.name}.extract.", dir=output.parent) as work:
-            corr, translator = extract_checkpoint_pair(archive, work, url)
+            try:
+                corr, translator = extract_checkpoint_pair(archive, work, url)
+            except ReleaseError:
+                if downloaded:  # an unusable download is not kept as the cache
+                    archive.unlink(missing_ok=True)
+                raise
             _convert_into(
                 corr, translator, output, source, task=release.task, resolution=release.resolution,
                 license=release.license, origin=origin, variant=variant,
