@@ -13,6 +13,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
+from pipeline_cocosnet.convert import convert_checkpoints
+
 from .conftest import PARITY
 
 
@@ -33,3 +36,15 @@ def write_release_checkpoints(folder: Path, epoch: str = "latest") -> Path:
         archive.write(d_path, d_path.name)
         archive.write(g_path, g_path.name)
     return folder
+
+
+def assert_published_weights(folder: Path) -> None:
+    """The pipeline folder holds exactly the parity fixture's weights, converted (float32)."""
+    expected = convert_checkpoints(PARITY / "official_Corr.safetensors", PARITY / "official_G.safetensors")
+    loaded = (
+        CoCosNetCorrespondence.from_pretrained(folder, subfolder="correspondence"),
+        CoCosNetTranslator.from_pretrained(folder, subfolder="translator"),
+    )
+    for ours, theirs in zip(loaded, expected):
+        for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+            assert torch.equal(a, b), name

@@ -19,15 +19,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 
-from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetPipeline, CoCosNetTranslator
+from pipeline_cocosnet import CoCosNetPipeline
 from pipeline_cocosnet.cli import main
-from pipeline_cocosnet.convert import convert_checkpoints
 from pipeline_cocosnet.release import RELEASES, ReleaseError, download, fetch_release
 
-from .conftest import PARITY
-from .release_files import write_release_checkpoints
+from .release_files import assert_published_weights, write_release_checkpoints
 
 NESTED = "CoCosNet-v2-release/checkpoints/deepfashionHD"
 
@@ -136,18 +133,6 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/release.zip"  # nothing listens there any more
 
 
-def _assert_published_weights(folder: Path) -> None:
-    """The folder holds exactly the parity fixture's weights, converted."""
-    expected = convert_checkpoints(PARITY / "official_Corr.safetensors", PARITY / "official_G.safetensors")
-    loaded = (
-        CoCosNetCorrespondence.from_pretrained(folder, subfolder="correspondence"),
-        CoCosNetTranslator.from_pretrained(folder, subfolder="translator"),
-    )
-    for ours, theirs in zip(loaded, expected):
-        for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
-            assert torch.equal(a, b), name
-
-
 # ---------------------------------------------------------------- download
 
 
@@ -181,7 +166,7 @@ def test_fetch_release_downloads_finds_converts_and_caches(server, cache, tmp_pa
     out, err = capsys.readouterr()
     assert f"pipeline folder: {output.resolve()}" in out
     assert "ignored 2 other entries" in err  # the Corr archive's foreign entries, one note line
-    _assert_published_weights(output)
+    assert_published_weights(output)
     pipe = CoCosNetPipeline.from_pretrained(output)
     assert pipe.config.task == "pose-to-body" and list(pipe.config.resolution) == [512, 512]
     assert pipe.config.license == "mit"
@@ -222,7 +207,7 @@ def test_google_drive_links_go_through_gdown(release_zip, cache, monkeypatch, tm
     monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=fake_download))
     folder = fetch_release(output=tmp_path / "out", progress=False)
     assert calls == [(RELEASES["deepfashionhd"].url, True)]
-    _assert_published_weights(folder)
+    assert_published_weights(folder)
 
 
 def test_google_drive_without_gdown_says_how_to_install_it(cache, monkeypatch, tmp_path):
@@ -317,7 +302,7 @@ def test_app_converts_a_research_checkpoint_folder_once(cache, tmp_path):
     pipe = PipelineStore(config).get("pose-to-body")
     assert pipe.config.task == "pose-to-body"
     (converted,) = (cache / "converted").iterdir()
-    _assert_published_weights(converted)
+    assert_published_weights(converted)
     stamp = (converted / "model_index.json").stat().st_mtime_ns
     PipelineStore(config).get("pose-to-body")  # a new app process: the cached folder, no conversion
     assert [p for p in (cache / "converted").iterdir()] == [converted]

@@ -11,6 +11,7 @@ comparable in float32 in any implementation: see README, Faithfulness).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -21,12 +22,12 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
-from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetPipeline, CoCosNetTranslator
+from pipeline_cocosnet import CoCosNetPipeline
 from pipeline_cocosnet.convert import convert_checkpoints
 from pipeline_cocosnet.models.attention import dense_correspondence
 
 from .conftest import PARITY
-from .release_files import write_release_checkpoints
+from .release_files import assert_published_weights, write_release_checkpoints
 from .test_parity import LEVELS, within
 
 
@@ -67,14 +68,7 @@ def test_convert_reads_the_release_packaging_and_says_what_it_read(release, way)
 def test_converted_folder_holds_exactly_the_published_weights(release, way):
     result, output = release[1][way]
     assert result.returncode == 0, result.stderr
-    expected = convert_checkpoints(PARITY / "official_Corr.safetensors", PARITY / "official_G.safetensors")
-    loaded = (
-        CoCosNetCorrespondence.from_pretrained(output, subfolder="correspondence"),
-        CoCosNetTranslator.from_pretrained(output, subfolder="translator"),
-    )
-    for ours, theirs in zip(loaded, expected):
-        for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
-            assert torch.equal(a, b), name
+    assert_published_weights(output)
 
 
 def test_converted_folder_float32_stable_parts_match_the_published_outputs(release, parity_inputs, reference):
@@ -141,3 +135,24 @@ def test_a_float64_pipeline_builds_its_inputs_in_float64():
     exemplar = exemplar_to_tensor(Image.fromarray(photo), (64, 64), dtype=pipe64._input_dtype)
     assert exemplar.dtype == torch.float64
     assert torch.equal(exemplar, torch.from_numpy(photo).permute(2, 0, 1).double() / 255 * 2 - 1)
+
+
+def test_convert_command_errors_are_one_line(tmp_path, capsys):
+    from pipeline_cocosnet.cli import main
+
+    folder = write_release_checkpoints(tmp_path / "deepfashionHD")
+    data = (folder / "latest_net_G.pth").read_bytes()
+    (folder / "latest_net_G.pth").write_bytes(data[: len(data) // 2])  # an interrupted download
+    cases = {
+        ("--checkpoint-dir", str(folder)): r"latest_net_G\.pth: the zip archive is truncated or corrupt",
+        ("--checkpoint-dir", str(folder), "--epoch", "7"): r"no 7_net_Corr\.pth \+ 7_net_G\.pth pair \(complete epochs: latest",
+        ("--checkpoint-dir", str(tmp_path / "absent")): "no such folder",
+        ("--checkpoint-dir", str(folder), "--corr", "x.pth"): "either --checkpoint-dir or --corr and --translator",
+        ("--corr", "x.pth"): r"give --checkpoint-dir DIR .* or both --corr and --translator",
+    }
+    for args, message in cases.items():
+        assert main(["convert", *args, "--output", str(tmp_path / "out")]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("cocosnet convert: error: "), err
+        assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
