@@ -51,10 +51,11 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HOW_TO_GET = {
     "pose-to-body": (
         "Use the published DeepFashionHD checkpoint: start the app with `--weights pose-to-body=release:deepfashionhd` "
-        "(downloaded and converted on first use; or set COCOSNET_WEIGHTS_POSE_TO_BODY), or "
-        "`cocosnet fetch-release deepfashionhd --output weights/deepfashionhd` then `--weights "
-        "pose-to-body=weights/deepfashionhd`; with the research code's files already downloaded, pass their folder "
-        "directly: `--weights pose-to-body=checkpoints/deepfashionHD`. "
+        "(downloaded and converted on first use; or set COCOSNET_WEIGHTS_POSE_TO_BODY), or fetch it once with "
+        "`cocosnet fetch-release deepfashionhd --output weights/deepfashionhd`. With the research code's files already "
+        "downloaded: `--weights pose-to-body=checkpoints/deepfashionHD` (their folder, converted once), or "
+        "`cocosnet convert --corr latest_net_Corr.pth --translator latest_net_G.pth --output weights/deepfashionhd`; "
+        "then `--weights pose-to-body=weights/deepfashionhd`. "
         "Or train your own: `cocosnet train --config configs/train_deepfashionhd.yaml` (the model lands in OUTPUT_DIR/pipeline)."
     ),
     "mask-to-image": (
