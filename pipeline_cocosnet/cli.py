@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert the published latest_net_Corr.pth / latest_net_G.pth into a model folder",
         description=(
             "Read the published CoCosNet v2 checkpoints (.pth, loaded with weights_only=True, or the same state "
-            "dicts as .safetensors; the release's archives with extra entries are read too), fold spectral normalisation, rename the keys and write a pipeline folder "
+            "dicts as .safetensors; the release's archives with extra entries are read too), fold spectral "
+            "normalisation, rename the keys and write a pipeline folder "
             "(model_index.json, correspondence/ and translator/ in safetensors, a model card) that "
             "CoCosNetPipeline.from_pretrained loads. Widths are read off the checkpoint; the flags only assert them."
         ),

@@ -149,7 +149,7 @@ def load_state_dict(path: str | os.PathLike) -> StateDict:
                     f"{path.stat().st_size} bytes — was the download interrupted?)"
                 )
             source = _own_records(path) if is_zip_file else None
-            state = torch.load(source or path, map_location="cpu", weights_only=True)
+            state = torch.load(path if source is None else source, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
     except Exception as error:  # corrupt file, foreign pickle, truncated download…

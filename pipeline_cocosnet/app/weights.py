@@ -284,6 +284,6 @@ def _pipeline_location(source: str, is_local: bool) -> str:
 
     if source.startswith(RELEASE_PREFIX):
         return str(release.fetch_release(source[len(RELEASE_PREFIX) :]))
-    if is_local and release.is_checkpoint_folder(Path(source).expanduser()):
+    if is_local and _is_checkpoint_folder(source):
         return str(release.converted_checkpoint_folder(Path(source).expanduser()))
     return str(Path(source).expanduser()) if is_local else source
