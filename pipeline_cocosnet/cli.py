@@ -7,23 +7,69 @@ import sys
 from pathlib import Path
 
 
-def _convert(args: argparse.Namespace) -> None:
-    from .convert import convert_checkpoints
+def _print_notes(caught: list) -> None:
+    """Warnings recorded while converting: the reader's notes (e.g. archive entries it ignored) as one line each."""
+    import warnings
 
-    correspondence, translator = convert_checkpoints(
-        args.corr,
-        args.translator,
-        args.output,
-        task=None if args.task == "none" else args.task,
-        resolution=(args.resolution, args.resolution),
-        ngf=args.ngf,
-        nef=args.nef,
-        label_channels=args.label_channels,
-    )
+    from .convert import CheckpointWarning
+
+    for warning in caught:
+        if issubclass(warning.category, CheckpointWarning):
+            print(f"note: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _convert(args: argparse.Namespace) -> None:
+    import warnings
+
+    from .convert import convert_checkpoints, find_checkpoint_pair
+
+    if args.checkpoint_dir is not None:
+        if args.corr is not None or args.translator is not None:
+            raise ValueError("give either --checkpoint-dir or --corr and --translator, not both")
+        corr, translator = find_checkpoint_pair(args.checkpoint_dir, args.epoch)
+    elif args.corr is None or args.translator is None:
+        raise ValueError("give --checkpoint-dir DIR (the research code's checkpoint folder) or both --corr and --translator")
+    else:
+        corr, translator = args.corr, args.translator
+    print(f"reading {corr} and {translator}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        correspondence, translator_model = convert_checkpoints(
+            corr,
+            translator,
+            args.output,
+            task=None if args.task == "none" else args.task,
+            resolution=(args.resolution, args.resolution),
+            variant=args.variant,
+            ngf=args.ngf,
+            nef=args.nef,
+            label_channels=args.label_channels,
+        )
+    _print_notes(caught)
     print(
         f"converted: label channels {correspondence.config.label_channels}, nef {correspondence.config.nef}, "
-        f"ngf {translator.config.ngf} → {Path(args.output).resolve()}"
+        f"ngf {translator_model.config.ngf} → {Path(args.output).resolve()}"
+        + (f" (float32 and {args.variant})" if args.variant else "")
     )
+
+
+def _fetch_release(args: argparse.Namespace) -> None:
+    import warnings
+
+    from .release import fetch_release, push_folder
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folder = fetch_release(
+            args.release, url=args.url, output=args.output, archive=args.archive, variant=args.variant,
+            progress=not args.quiet,
+        )  # fmt: skip
+    _print_notes(caught)
+    print(f"pipeline folder: {folder.resolve()}")
+    if args.push:
+        print(f"pushed to {push_folder(folder, args.push, private=args.private, token=args.token)}")
 
 
 def _structure_arg(value: str | None):
@@ -102,14 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert the published latest_net_Corr.pth / latest_net_G.pth into a model folder",
         description=(
             "Read the published CoCosNet v2 checkpoints (.pth, loaded with weights_only=True, or the same state "
-            "dicts as .safetensors), fold spectral normalisation, rename the keys and write a pipeline folder "
+            "dicts as .safetensors; the release's archives with extra entries are read too), fold spectral "
+            "normalisation, rename the keys and write a pipeline folder "
             "(model_index.json, correspondence/ and translator/ in safetensors, a model card) that "
             "CoCosNetPipeline.from_pretrained loads. Widths are read off the checkpoint; the flags only assert them."
         ),
     )
-    convert.add_argument("--corr", required=True, type=Path, help="correspondence checkpoint (latest_net_Corr.pth)")
-    convert.add_argument("--translator", required=True, type=Path, help="generator checkpoint (latest_net_G.pth)")
+    convert.add_argument(
+        "--checkpoint-dir", type=Path,
+        help="the research code's checkpoint folder (e.g. checkpoints/deepfashionHD): its <epoch>_net_Corr.pth and "
+        "<epoch>_net_G.pth are read, latest_net_D.pth is ignored",
+    )  # fmt: skip
+    convert.add_argument("--epoch", default="latest", help="with --checkpoint-dir: which epoch's files (default: latest)")
+    convert.add_argument("--corr", type=Path, help="correspondence checkpoint (latest_net_Corr.pth)")
+    convert.add_argument("--translator", type=Path, help="generator checkpoint (latest_net_G.pth)")
     convert.add_argument("--output", required=True, type=Path, help="folder to write")
+    convert.add_argument(
+        "--variant", choices=["fp16", "bf16"],
+        help="also write the weights in half precision under diffusers' variant naming "
+        "(from_pretrained(..., variant='fp16'); half the download)",
+    )  # fmt: skip
     convert.add_argument("--ngf", type=int, help="generator width (release: 64)")
     convert.add_argument("--nef", type=int, help="correspondence feature width (release: 32)")
     convert.add_argument("--label-channels", type=int, help="structure channels (DeepFashionHD pose: 20)")
@@ -179,6 +237,27 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="Hub token (default: the one saved by `hf auth login`)")
     push.add_argument("--message", help="commit message")
     push.set_defaults(run=_push)
+
+    fetch = commands.add_parser(
+        "fetch-release",
+        help="download the published checkpoint and convert it into a pipeline folder (cached)",
+        description=(
+            "Download the published CoCosNet v2 release (deepfashionhd: DeepFashionHD pose-to-body, 512×512, MIT; a "
+            "Google Drive link, fetched with gdown from the 'release' extra, or any http(s) mirror with --url), check "
+            "the size and the zip, find *_net_Corr.pth and *_net_G.pth in it, convert them and write a pipeline folder "
+            "with a model card. Cached in $COCOSNET_CACHE or $HF_HOME/cocosnet: a second call returns at once."
+        ),
+    )
+    fetch.add_argument("release", nargs="?", default="deepfashionhd", help="which release (default: deepfashionhd)")
+    fetch.add_argument("--url", help="download from this URL instead (http(s) mirror or Google Drive link)")
+    fetch.add_argument("--archive", type=Path, help="use this already downloaded zip instead of downloading")
+    fetch.add_argument("--output", type=Path, help="pipeline folder to write (default: in the cache)")
+    fetch.add_argument("--variant", choices=["fp16", "bf16"], help="also write half-precision weights (diffusers variant)")
+    fetch.add_argument("--push", metavar="REPO_ID", help="then upload the folder to this Hub model repo")
+    fetch.add_argument("--private", action="store_true", help="with --push: create the repo as private")
+    fetch.add_argument("--token", help="with --push: Hub token (default: the one saved by `hf auth login`)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.set_defaults(run=_fetch_release)
 
     from .training.cli import register_train_command
 

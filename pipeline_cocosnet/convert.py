@@ -3,13 +3,23 @@
 Reads ``latest_net_Corr.pth`` / ``latest_net_G.pth`` (``torch.load(weights_only=True)``,
 never unpickling arbitrary objects) or the same state dicts as ``.safetensors``, folds
 spectral normalisation, renames the keys and loads them strictly.
+
+The files as the release ships them: ``latest_net_Corr.pth`` is a torch zip archive into
+which ``latest_net_D.pth`` and ``latest_net_G.pth`` were appended as extra top-level
+entries, which ``torch.load`` refuses ("file in archive is not in a subdirectory");
+:func:`load_state_dict` reads only the archive's own records and warns about the rest.
+Legacy (pre-zip, PyTorch < 1.6) files and DataParallel ``module.`` prefixes work too.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
-from pathlib import Path
+import warnings
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 from typing import Mapping
 
 import torch
@@ -18,7 +28,10 @@ from .models import CoCosNetCorrespondence, CoCosNetTranslator
 
 __all__ = [
     "CheckpointError",
+    "CheckpointWarning",
     "load_state_dict",
+    "pick_checkpoint_pair",
+    "find_checkpoint_pair",
     "fold_spectral_norm",
     "map_correspondence_keys",
     "map_translator_keys",
@@ -33,6 +46,10 @@ StateDict = dict[str, torch.Tensor]
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be read or does not match the architecture."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was read, but something in the file was skipped (the message names it)."""
 
 
 _SPADE_KEYS = [(r"\.mlp_shared\.1\.", ".mlp_shared.")]
@@ -66,8 +83,55 @@ _TRANSLATOR_KEYS = [
 _SHARED_PRELU_ALIAS = re.compile(r"(.*layer[2-5]\.1\.)model\.3\.weight$")
 
 
+def _one_line(error: BaseException) -> str:
+    """``Type: message`` of an exception on one line (torch's messages span several)."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}{'…' if len(text) > 300 else ''}"
+
+
+def _own_records(path: Path) -> io.BytesIO | None:
+    """The torch archive at ``path`` without foreign entries, or ``None`` when there are none.
+
+    A torch zip archive keeps every record under one folder (``NAME/data.pkl``,
+    ``NAME/data/0``, …; torch takes the first entry's folder as NAME). Entries elsewhere
+    (the release's ``latest_net_D.pth``, ``latest_net_G.pth``) are dropped, with a
+    :class:`CheckpointWarning` naming them; the records are copied into an in-memory zip
+    (their CRCs are checked on the way) for ``torch.load``, so nothing else is read.
+    """
+    with zipfile.ZipFile(path) as archive:
+        entries = archive.infolist()
+        if not entries:
+            return None
+        folder = entries[0].filename.split("/", 1)[0] + "/"
+        foreign = [e.filename for e in entries if not e.filename.startswith(folder)]
+        if not foreign:
+            return None
+        if not any(e.filename == folder + "data.pkl" for e in entries):
+            raise CheckpointError(f"cannot read checkpoint {path}: a zip archive, but not a torch checkpoint (no {folder}data.pkl)")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as clean:
+            for entry in entries:
+                if entry.filename.startswith(folder):
+                    clean.writestr(entry, archive.read(entry))
+    shown = ", ".join(foreign[:6]) + (f", … ({len(foreign)} in all)" if len(foreign) > 6 else "")
+    warnings.warn(
+        f"{path.name}: read the checkpoint in {folder} and ignored {len(foreign)} other entr"
+        f"{'y' if len(foreign) == 1 else 'ies'} of the archive ({shown})",
+        CheckpointWarning,
+        stacklevel=3,
+    )
+    buffer.seek(0)
+    return buffer
+
+
 def load_state_dict(path: str | os.PathLike) -> StateDict:
-    """Read a state dict from a ``.pth``/``.pt`` (weights only) or ``.safetensors`` file."""
+    """Read a state dict from a ``.pth``/``.pt`` (weights only) or ``.safetensors`` file.
+
+    ``.pth`` files may be torch zip archives (foreign top-level entries are ignored with a
+    :class:`CheckpointWarning`), legacy pre-zip files, or ``{"state_dict": …}`` wrappers; a
+    DataParallel ``module.`` prefix is removed. Unreadable, truncated or non-tensor files
+    raise :class:`CheckpointError` with a one-line message naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -77,9 +141,19 @@ def load_state_dict(path: str | os.PathLike) -> StateDict:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with path.open("rb") as file:
+                is_zip_file = file.read(4) == b"PK\x03\x04"
+            if is_zip_file and not zipfile.is_zipfile(path):
+                raise CheckpointError(
+                    f"cannot read checkpoint {path}: the zip archive is truncated or corrupt (no central directory; "
+                    f"{path.stat().st_size} bytes — was the download interrupted?)"
+                )
+            source = _own_records(path) if is_zip_file else None
+            state = torch.load(path if source is None else source, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as error:  # corrupt file, foreign pickle, truncated download…
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
+        raise CheckpointError(f"cannot read checkpoint {path}: {_one_line(error)}") from error
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -88,6 +162,65 @@ def load_state_dict(path: str | os.PathLike) -> StateDict:
     if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+_CHECKPOINT_NAME = re.compile(r"^(?P<epoch>.+)_net_(?P<net>\w+)\.pth$")
+
+
+def pick_checkpoint_pair(names: Iterable[str], epoch: str = "latest", where: str = "the folder") -> tuple[str, str]:
+    """Choose the ``<epoch>_net_Corr.pth`` and ``<epoch>_net_G.pth`` among relative paths ``names``.
+
+    The research code's layout: ``checkpoints/NAME/latest_net_Corr.pth``, ``latest_net_G.pth``,
+    ``latest_net_D.pth`` (ignored) and numbered epochs ``<N>_net_*.pth``. Both files must sit
+    in one folder. ``epoch="latest"`` falls back to the highest numbered epoch when no
+    ``latest_`` pair exists. Raises :class:`CheckpointError` naming what was found.
+
+    Returns:
+        (correspondence path, generator path), as given in ``names``.
+    """
+    pairs: dict[tuple[str, str], dict[str, str]] = {}
+    found = []
+    for name in names:
+        match = _CHECKPOINT_NAME.match(PurePosixPath(name).name)
+        if match:
+            found.append(PurePosixPath(name).name)
+            if match["net"] in ("Corr", "G"):  # D (the discriminator) and others are not needed
+                pairs.setdefault((str(PurePosixPath(name).parent), match["epoch"]), {})[match["net"]] = name
+    complete = {key: files for key, files in pairs.items() if len(files) == 2}
+    chosen = [key for key in complete if key[1] == epoch]
+    if not chosen and epoch == "latest":
+        numbered = [key for key in complete if key[1].isdigit()]
+        best = max((int(key[1]) for key in numbered), default=None)
+        chosen = [key for key in numbered if int(key[1]) == best]
+    if len(chosen) > 1:
+        folders = ", ".join(sorted(folder for folder, _ in chosen))
+        raise CheckpointError(f"{where} holds several {epoch} checkpoint pairs (in {folders}); point to one folder")
+    if not chosen:
+        found = sorted(found)
+        epochs = sorted({key[1] for key in complete})
+        raise CheckpointError(
+            f"{where} has no {epoch}_net_Corr.pth + {epoch}_net_G.pth pair"
+            + (f" (complete epochs: {', '.join(epochs)}; choose one with --epoch)" if epochs else "")
+            + (f"; found only {', '.join(found)}" if found and not epochs else "")
+            + ("" if found else "; expected the research code's checkpoint files <epoch>_net_Corr.pth and <epoch>_net_G.pth")
+        )
+    files = complete[chosen[0]]
+    return files["Corr"], files["G"]
+
+
+def find_checkpoint_pair(folder: str | os.PathLike, epoch: str = "latest") -> tuple[Path, Path]:
+    """The correspondence and generator files of ``epoch`` in a research-code checkpoint folder.
+
+    ``folder`` is laid out as the research code writes it (e.g. ``checkpoints/deepfashionHD``
+    with ``latest_net_Corr.pth``, ``latest_net_G.pth``, ``latest_net_D.pth``); subfolders are
+    searched too. The discriminator is ignored. See :func:`pick_checkpoint_pair`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"no such folder: {folder}")
+    names = [p.relative_to(folder).as_posix() for p in folder.rglob("*_net_*.pth") if p.is_file()]
+    corr, generator = pick_checkpoint_pair(names, epoch, where=str(folder))
+    return folder / corr, folder / generator
 
 
 def fold_spectral_norm(state: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float64) -> StateDict:
@@ -207,6 +340,10 @@ def convert_state_dicts(
     return correspondence.eval(), generator.eval()
 
 
+#: ``--variant`` names (diffusers' file naming ``diffusion_pytorch_model.<variant>.safetensors``) → dtype
+VARIANTS = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 def convert_checkpoints(
     corr_path: str | os.PathLike,
     translator_path: str | os.PathLike,
@@ -214,6 +351,9 @@ def convert_checkpoints(
     *,
     task: str | None = "pose-to-body",
     resolution: tuple[int, int] = (512, 512),
+    variant: str | None = None,
+    origin: str | None = None,
+    license: str = "other",
     **kwargs,
 ) -> tuple[CoCosNetCorrespondence, CoCosNetTranslator]:
     """Read and convert both components; with ``output_dir``, save them as a pipeline folder.
@@ -221,15 +361,41 @@ def convert_checkpoints(
     The folder (``model_index.json``, ``correspondence/``, ``translator/`` in safetensors and a
     model card) loads with ``CoCosNetPipeline.from_pretrained``. ``task`` and ``resolution``
     default to the only published release (DeepFashionHD pose-to-body, 512×512).
+    ``variant`` (``"fp16"`` or ``"bf16"``) also writes the weights in that precision under
+    diffusers' variant naming, for ``from_pretrained(..., variant="fp16")``; the returned
+    components keep ``dtype`` (float32 by default). ``origin`` and ``license`` go to the
+    model card (default origin: the two file names).
     """
+    if variant is not None and variant not in VARIANTS:
+        raise CheckpointError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
     correspondence, translator = convert_state_dicts(load_state_dict(corr_path), load_state_dict(translator_path), **kwargs)
     if output_dir is not None:
         from .pipeline import CoCosNetPipeline
 
-        origin = (
+        origin = origin or (
             f"converted with `cocosnet convert` from the published CoCosNet v2 checkpoints "
             f"{Path(corr_path).name} and {Path(translator_path).name} (spectral norm folded, keys renamed)"
         )
-        pipe = CoCosNetPipeline(correspondence, translator, task=task, resolution=resolution, origin=origin)
+        pipe = CoCosNetPipeline(correspondence, translator, task=task, resolution=resolution, origin=origin, license=license)
         pipe.save_pretrained(output_dir)
+        if variant is not None:
+            _save_variant(pipe, Path(output_dir), variant)
     return correspondence, translator
+
+
+def _save_variant(pipe, output_dir: Path, variant: str) -> None:
+    """Save ``pipe``'s weights cast to the variant's dtype as ``<component>/…<variant>.safetensors``.
+
+    Saves copies, so ``pipe`` keeps its precision. A weight outside the variant's range
+    (it would turn into ±inf) is an error naming it.
+    """
+    import copy
+
+    dtype = VARIANTS[variant]
+    for name in ("correspondence", "translator"):
+        component = copy.deepcopy(getattr(pipe, name))
+        torch.nn.Module.to(component, dtype)
+        for key, value in component.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise CheckpointError(f"{name}.{key} does not fit in {variant} (values overflow); convert without --variant")
+        component.save_pretrained(output_dir / name, variant=variant)

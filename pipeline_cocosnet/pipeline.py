@@ -204,13 +204,23 @@ class CoCosNetPipeline(DiffusionPipeline):
             and structure.shape[0] == self.label_channels
         )
 
+    @property
+    def _input_dtype(self) -> torch.dtype:
+        """The dtype inputs are built in: float32, or float64 for float64 components (then exact end to end).
+
+        Half-precision components get float32 inputs (cast to their dtype at the model's door).
+        """
+        return torch.promote_types(self.correspondence.dtype, torch.float32)
+
     def _encode_structure(self, structure: Any, size: tuple[int, int], what: str) -> torch.Tensor:
+        """One structure as a ``Cl×H×W`` label in [0, 1] at ``size``, in :attr:`_input_dtype`."""
+        dtype = self._input_dtype
         if isinstance(structure, np.ndarray) and np.issubdtype(structure.dtype, np.floating) and structure.ndim == 3:
             structure = torch.from_numpy(structure)  # (2-D float arrays, e.g. 18×2 keypoints, go to the encoder)
         if self._is_encoded(structure):
             if structure.min() < 0 or structure.max() > 1:
                 raise StructureError(f"{what}: an encoded label must lie in [0, 1]")
-            label = structure.float()
+            label = structure.to(dtype)
             return F.interpolate(label[None], size=size, mode="nearest")[0] if tuple(label.shape[-2:]) != size else label
         if isinstance(structure, torch.Tensor) and structure.is_floating_point():
             raise StructureError(
@@ -223,7 +233,7 @@ class CoCosNetPipeline(DiffusionPipeline):
                 f"{what}: this pipeline has no task set, so it takes only encoded label tensors "
                 f"({self.label_channels}×H×W in [0, 1])"
             )
-        return encoder.encode(structure, size)
+        return encoder.encode(structure, size, dtype=dtype)
 
     @staticmethod
     def _as_batch(value: Any, what: str) -> list[Any]:
@@ -353,7 +363,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         for start in range(0, len(gallery), chunk):
             items = range(start, min(start + chunk, len(gallery)))
             exemplar_batch = torch.stack(
-                [exemplar_to_tensor(gallery[i], size, prepare, f"exemplars[{i}]") for i in items]
+                [exemplar_to_tensor(gallery[i], size, prepare, f"exemplars[{i}]", self._input_dtype) for i in items]
             ).to(device, dtype)
             exemplar_labels = torch.stack([
                 self._encode_structure(
@@ -414,7 +424,9 @@ class CoCosNetPipeline(DiffusionPipeline):
         prepare = encoder.prepare_exemplar if encoder is not None else None
 
         labels = [self._encode_structure(s, size, f"structure[{i}]") for i, s in enumerate(structures)]
-        exemplar_tensors = [exemplar_to_tensor(e, size, prepare, f"exemplar[{i}]") for i, e in enumerate(exemplars)]
+        exemplar_tensors = [
+            exemplar_to_tensor(e, size, prepare, f"exemplar[{i}]", self._input_dtype) for i, e in enumerate(exemplars)
+        ]
         if exemplar_structures is None:
             exemplar_structures = [self._exemplar_structure_from_photo(e, i) for i, e in enumerate(exemplars)]
         exemplar_labels = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import zipfile
 
 import pytest
 import torch
@@ -12,10 +13,13 @@ from safetensors.torch import load_file, save_file
 from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
 from pipeline_cocosnet.convert import (
     CheckpointError,
+    CheckpointWarning,
     convert_checkpoints,
     convert_state_dicts,
+    find_checkpoint_pair,
     fold_spectral_norm,
     load_state_dict,
+    pick_checkpoint_pair,
 )
 
 from .conftest import PARITY
@@ -158,3 +162,74 @@ def test_safetensors_round_trip_of_raw_state_dicts(tmp_path, fixture_state_dicts
     corr, gen = fixture_state_dicts
     save_file(corr, str(tmp_path / "c.safetensors"))
     assert load_state_dict(tmp_path / "c.safetensors").keys() == corr.keys()
+
+
+# ---------------------------------------------------------------- the release's files as downloaded
+
+
+def test_archive_with_foreign_entries_is_read_with_a_warning_naming_them(tmp_path):
+    from .release_files import write_release_checkpoints
+
+    folder = write_release_checkpoints(tmp_path / "deepfashionHD")
+    with pytest.raises(RuntimeError, match="not in a subdirectory"):  # what torch.load alone does
+        torch.load(folder / "latest_net_Corr.pth", weights_only=True)
+    with pytest.warns(CheckpointWarning, match=r"ignored 2 other entries .*latest_net_D\.pth, latest_net_G\.pth"):
+        state = load_state_dict(folder / "latest_net_Corr.pth")
+    expected = load_file(str(PARITY / "official_Corr.safetensors"))
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+
+
+def test_foreign_entries_are_never_unpickled(tmp_path):
+    path = tmp_path / "latest_net_Corr.pth"
+    torch.save({"fc.weight": torch.zeros(2)}, path)
+    torch.save({"x": _Payload()}, tmp_path / "evil.pth", pickle_module=pickle)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.write(tmp_path / "evil.pth", "latest_net_D.pth")
+    with pytest.warns(CheckpointWarning, match="latest_net_D.pth"):
+        assert list(load_state_dict(path)) == ["fc.weight"]
+
+
+def test_legacy_files_and_data_parallel_prefixes_are_read(tmp_path):
+    state = {"module.fc.weight": torch.randn(3, 2), "module.fc.bias": torch.randn(3)}
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    loaded = load_state_dict(tmp_path / "legacy.pth")
+    assert list(loaded) == ["fc.weight", "fc.bias"] and torch.equal(loaded["fc.bias"], state["module.fc.bias"])
+
+
+def test_truncated_archive_is_one_line_naming_the_file(tmp_path):
+    from .release_files import write_release_checkpoints
+
+    folder = write_release_checkpoints(tmp_path / "ck")
+    data = (folder / "latest_net_G.pth").read_bytes()
+    (tmp_path / "cut_net_G.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*cut_net_G\.pth: the zip archive is truncated") as error:
+        load_state_dict(tmp_path / "cut_net_G.pth")
+    assert "\n" not in str(error.value)
+    corrupt = bytearray(data)
+    corrupt[len(data) // 3 : len(data) // 3 + 64] = bytes(64)  # inside a tensor record: the CRC no longer matches
+    (tmp_path / "bad_net_Corr.pth").write_bytes(bytes((folder / "latest_net_Corr.pth").read_bytes()[:200]) + bytes(corrupt[200:]))
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*bad_net_Corr\.pth") as error:
+        load_state_dict(tmp_path / "bad_net_Corr.pth")
+    assert "\n" not in str(error.value)
+
+
+def test_checkpoint_pair_is_found_in_the_research_layout(tmp_path):
+    names = ["latest_net_Corr.pth", "latest_net_G.pth", "latest_net_D.pth", "10_net_Corr.pth", "10_net_G.pth", "20_net_G.pth"]
+    assert pick_checkpoint_pair(names) == ("latest_net_Corr.pth", "latest_net_G.pth")
+    assert pick_checkpoint_pair(names, "10") == ("10_net_Corr.pth", "10_net_G.pth")
+    assert pick_checkpoint_pair(names[3:]) == ("10_net_Corr.pth", "10_net_G.pth")  # no latest_: the highest complete epoch
+    with pytest.raises(CheckpointError, match=r"no 20_net_Corr\.pth \+ 20_net_G\.pth pair \(complete epochs: 10, latest"):
+        pick_checkpoint_pair(names, "20")
+    with pytest.raises(CheckpointError, match=r"found only latest_net_D\.pth"):
+        pick_checkpoint_pair(["latest_net_D.pth"])
+    with pytest.raises(CheckpointError, match="several latest checkpoint pairs"):
+        pick_checkpoint_pair(["a/latest_net_Corr.pth", "a/latest_net_G.pth", "b/latest_net_Corr.pth", "b/latest_net_G.pth"])
+    (tmp_path / "deepfashionHD").mkdir()
+    for name in names[:3]:
+        (tmp_path / "deepfashionHD" / name).touch()
+    assert find_checkpoint_pair(tmp_path) == (
+        tmp_path / "deepfashionHD" / "latest_net_Corr.pth", tmp_path / "deepfashionHD" / "latest_net_G.pth"
+    )  # fmt: skip
+    with pytest.raises(CheckpointError, match="no such folder"):
+        find_checkpoint_pair(tmp_path / "absent")

@@ -4,6 +4,11 @@ Sources, first match wins: ``--weights TASK=PATH_OR_HUB_ID`` on the command line
 environment variable ``COCOSNET_WEIGHTS_<TASK>`` (e.g. ``COCOSNET_WEIGHTS_POSE_TO_BODY``),
 the ``[weights]`` table of a config file (TOML or YAML), then the defaults: the packaged
 demo weights for mask-to-image and the edge-to-face weights for oil-portrait.
+
+A value is a pipeline folder, a Hub repo id, ``release:NAME`` (the published release, e.g.
+``release:deepfashionhd``: downloaded and converted on first use, cached on disk; see
+:mod:`pipeline_cocosnet.release`) or, for pose-to-body, the research code's checkpoint folder
+(``checkpoints/deepfashionHD``: converted once, cached on disk).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "TASKS",
+    "RELEASE_PREFIX",
     "DEMO_WEIGHTS",
     "MODEL_TASK",
     "WeightsUnavailable",
@@ -36,15 +42,20 @@ MODEL_TASK = {"mask-to-image": "mask-to-image", "edge-to-face": "edge-to-face", 
 #: the name ``CoCosNetPipeline.from_pretrained`` loads the packaged procedural-scene model with
 DEMO_WEIGHTS = "demo"
 DEMO_NOTE = "demo weights trained on procedural scenes"
+#: ``release:NAME`` weights: fetch and convert the published release on first use
+RELEASE_PREFIX = "release:"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 #: how to get weights for each tab, appended to every "missing weights" message
 HOW_TO_GET = {
     "pose-to-body": (
-        "Convert the published DeepFashionHD checkpoint: `cocosnet convert --corr latest_net_Corr.pth "
-        "--translator latest_net_G.pth --output weights/deepfashionhd`, then start the app with "
-        "`--weights pose-to-body=weights/deepfashionhd` (or set COCOSNET_WEIGHTS_POSE_TO_BODY). "
+        "Use the published DeepFashionHD checkpoint: start the app with `--weights pose-to-body=release:deepfashionhd` "
+        "(downloaded and converted on first use; or set COCOSNET_WEIGHTS_POSE_TO_BODY), or fetch it once with "
+        "`cocosnet fetch-release deepfashionhd --output weights/deepfashionhd`. With the research code's files already "
+        "downloaded: `--weights pose-to-body=checkpoints/deepfashionHD` (their folder, converted once), or "
+        "`cocosnet convert --corr latest_net_Corr.pth --translator latest_net_G.pth --output weights/deepfashionhd`; "
+        "then `--weights pose-to-body=weights/deepfashionhd`. "
         "Or train your own: `cocosnet train --config configs/train_deepfashionhd.yaml` (the model lands in OUTPUT_DIR/pipeline)."
     ),
     "mask-to-image": (
@@ -178,6 +189,11 @@ class WeightsConfig:
             return f"**No weights configured for {task}.** The tab shows the inputs; Translate explains how to get weights."
         if source == DEMO_WEIGHTS and self.origins.get(task) == "default":
             return f"Weights: **{DEMO_NOTE}** (not ADE20k; configure real weights with `--weights mask-to-image=…`)."
+        if source.startswith(RELEASE_PREFIX):
+            return (
+                f"Weights: the published release `{source}` (from {self.origins.get(task, 'config')}): downloaded and "
+                f"converted on the first translation (progress shows here), then cached on disk."
+            )
         return f"Weights: `{source}` (from {self.origins.get(task, 'config')}), loaded on first use."
 
 
@@ -204,14 +220,25 @@ class PipelineStore:
             raise WeightsUnavailable(f"{task}: no weights configured. {HOW_TO_GET[task]}")
         origin = self.config.origins.get(task, "config")
         is_local = Path(source).expanduser().exists()
-        if not is_local and source != DEMO_WEIGHTS and not _HUB_ID.match(source):
+        is_release = source.startswith(RELEASE_PREFIX)
+        if not is_local and not is_release and source != DEMO_WEIGHTS and not _HUB_ID.match(source):
             raise WeightsUnavailable(f"{task}: weights folder `{source}` (from {origin}) does not exist. {HOW_TO_GET[task]}")
+        if MODEL_TASK[task] != "pose-to-body" and (is_release or (is_local and _is_checkpoint_folder(source))):
+            raise WeightsUnavailable(
+                f"{task}: `{source}` (from {origin}) is the published pose-to-body release or a research-code checkpoint "
+                f"folder; this tab needs a pipeline folder with task {MODEL_TASK[task]} (convert one with `cocosnet convert "
+                f"--checkpoint-dir DIR --task {MODEL_TASK[task]} --resolution N`). {HOW_TO_GET[task]}"
+            )
         with self._lock:  # one load per source, shared by tabs (edge-to-face and oil-portrait)
             if source not in self._loaded:
                 self._loaded[source] = self._load(source, is_local)
-        pipe = self._loaded[source]
+            pipe = self._loaded[source]
+            if isinstance(pipe, Exception) and is_release:
+                del self._loaded[source]  # a failed download is tried again on the next request
         if isinstance(pipe, Exception):
-            if source == DEMO_WEIGHTS:
+            if is_release:
+                what = f"cannot fetch `{source}` (from {origin})"
+            elif source == DEMO_WEIGHTS:
                 what = "the packaged demo weights are not available in this installation"
             elif is_local:
                 what = f"cannot load the pipeline folder `{source}` (from {origin})"
@@ -237,7 +264,26 @@ class PipelineStore:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pipe = CoCosNetPipeline.from_pretrained(str(Path(source).expanduser()) if is_local else source, **kwargs)
+                pipe = CoCosNetPipeline.from_pretrained(_pipeline_location(source, is_local), **kwargs)
             return pipe.to(device)
         except Exception as error:  # noqa: BLE001 - any load failure becomes the tab's explanation
             return error
+
+
+def _is_checkpoint_folder(source: str) -> bool:
+    from ..release import is_checkpoint_folder
+
+    return is_checkpoint_folder(Path(source).expanduser())
+
+
+def _pipeline_location(source: str, is_local: bool) -> str:
+    """What ``from_pretrained`` loads for ``source``: ``release:NAME`` and research-code checkpoint
+    folders are first converted into a pipeline folder (once; cached on disk, see
+    :func:`pipeline_cocosnet.release.convert_once`)."""
+    from .. import release
+
+    if source.startswith(RELEASE_PREFIX):
+        return str(release.fetch_release(source[len(RELEASE_PREFIX) :]))
+    if is_local and _is_checkpoint_folder(source):
+        return str(release.converted_checkpoint_folder(Path(source).expanduser()))
+    return str(Path(source).expanduser()) if is_local else source

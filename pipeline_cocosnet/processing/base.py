@@ -30,8 +30,12 @@ class StructureEncoder(ABC):
     channels: int
 
     @abstractmethod
-    def encode(self, structure: Any, size: tuple[int, int]) -> torch.Tensor:
-        """Encode one structure into a float32 ``channels×H×W`` label in [0, 1] at ``size`` = (H, W)."""
+    def encode(self, structure: Any, size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Encode one structure into a ``channels×H×W`` label in [0, 1] at ``size`` = (H, W).
+
+        The label is computed in ``dtype`` (float32, or float64 for a float64 pipeline: values
+        such as k/255 are then exact in float64, not float32 values cast up).
+        """
 
     def extract(self, photo: Image.Image) -> Any:
         """The structure of a photo (e.g. for an exemplar given without its structure)."""

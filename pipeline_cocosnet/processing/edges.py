@@ -309,9 +309,9 @@ class EdgeEncoder(StructureEncoder):
             return self._photo_edges(photo, size)
         return binarize_edge_map(image, size, self.invert)
 
-    def encode(self, structure: Any, size: tuple[int, int]) -> torch.Tensor:
-        """float32 ``channels×H×W`` in {0, 1} (the edge map replicated into each channel)."""
-        edges = torch.from_numpy(self.edges(structure, size))
+    def encode(self, structure: Any, size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``channels×H×W`` in {0, 1} (the edge map replicated into each channel), float32 or ``dtype``."""
+        edges = torch.from_numpy(self.edges(structure, size)).to(dtype)
         return edges[None].expand(self.channels, -1, -1).contiguous()
 
     def extract(self, photo: Image.Image) -> PhotoEdges:

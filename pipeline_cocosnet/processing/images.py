@@ -45,12 +45,15 @@ def as_photo(image: Any, what: str = "image") -> Image.Image:
     return open_image(image, what).convert("RGB")
 
 
-def exemplar_to_tensor(image: Any, size: tuple[int, int], prepare=None, what: str = "exemplar") -> torch.Tensor:
-    """An exemplar as a float32 3×H×W tensor in [-1, 1] at ``size`` = (H, W).
+def exemplar_to_tensor(
+    image: Any, size: tuple[int, int], prepare=None, what: str = "exemplar", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """An exemplar as a 3×H×W tensor in [-1, 1] at ``size`` = (H, W), computed in ``dtype`` (default float32).
 
     PIL images, paths and uint8 H×W×3 arrays are scaled x/255·2−1 (after ``prepare``,
     which brings a PIL image to ``size``, e.g. padding to square for pose). Float
     tensors/arrays are taken as already in [-1, 1] (3×H×W) and resized bilinearly.
+    A float64 ``dtype`` keeps float64 inputs exact and scales photos in float64.
     """
     if isinstance(image, np.ndarray) and image.dtype == np.uint8:
         if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -67,13 +70,13 @@ def exemplar_to_tensor(image: Any, size: tuple[int, int], prepare=None, what: st
             raise ImageError(
                 f"{what}: tensor values must lie in [-1, 1], got [{image.min().item():.3g}, {image.max().item():.3g}]"
             )
-        image = image.float()
+        image = image.to(dtype)
         if tuple(image.shape[-2:]) != tuple(size):
             image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0].clamp(-1, 1)
         return image
     photo = open_image(image, what).convert("RGB")
     photo = prepare(photo, size) if prepare else photo.resize((size[1], size[0]), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(photo, dtype=np.float32)).permute(2, 0, 1) / 255 * 2 - 1
+    return torch.from_numpy(np.array(photo)).permute(2, 0, 1).to(dtype) / 255 * 2 - 1
 
 
 def to_output(images: torch.Tensor, output_type: str, size: tuple[int, int] | None = None):

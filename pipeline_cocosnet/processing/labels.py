@@ -374,10 +374,10 @@ class ADE20KMaskEncoder(StructureEncoder):
         mask = self.extract(photo) if photo is not None else load_ade20k_mask(structure, self.input_format)
         return mask if size is None else _resize_nearest(mask, size)
 
-    def encode(self, structure: Any, size: tuple[int, int]) -> torch.Tensor:
-        """One-hot float32 ``151×H×W`` (exactly one 1 per pixel, at channel = class index)."""
+    def encode(self, structure: Any, size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """One-hot ``151×H×W`` (exactly one 1 per pixel, at channel = class index), float32 or ``dtype``."""
         mask = torch.from_numpy(self.index_mask(structure, size).astype(np.int64))
-        label = torch.zeros(self.channels, *mask.shape, dtype=torch.float32)
+        label = torch.zeros(self.channels, *mask.shape, dtype=dtype)
         return label.scatter_(0, mask[None], 1.0)
 
     def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:

@@ -262,23 +262,24 @@ def render_pose_image(keypoints: Sequence[Any] | np.ndarray, size: int = 512) ->
     return Image.fromarray(skeleton).resize((size, size), Image.NEAREST)
 
 
-def render_pose_label(keypoints: Sequence[Any] | np.ndarray, size: int = 512) -> torch.Tensor:
+def render_pose_label(keypoints: Sequence[Any] | np.ndarray, size: int = 512, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Render the 20-channel DeepFashionHD pose label (SPEC §10).
 
     Args:
         keypoints: 18 keypoints on the 1024×1024 canvas (anything
             ``normalize_keypoints`` accepts).
         size: output side length (512 in the release).
+        dtype: the label's dtype (the uint8 maps are divided by 255 in it).
 
     Returns:
-        float32 tensor ``20×size×size`` in [0, 1]: the RGB skeleton (NEAREST
+        tensor ``20×size×size`` in [0, 1] (``dtype``, default float32): the RGB skeleton (NEAREST
         resized) followed by 17 limb distance maps (BILINEAR resized; a limb with a
         missing end is all ones). Values are multiples of 1/255.
     """
     skeleton, limb_masks = _draw_skeleton(normalize_keypoints(keypoints))
     skeleton = np.asarray(Image.fromarray(skeleton).resize((size, size), Image.NEAREST))
     channels = [*skeleton.transpose(2, 0, 1), *(_limb_distance_map(mask, size) for mask in limb_masks)]
-    return torch.from_numpy(np.stack(channels)).float().div(255)
+    return torch.from_numpy(np.stack(channels)).to(dtype).div(255)
 
 
 # --------------------------------------------------------------------------- photos
@@ -424,8 +425,8 @@ class PoseEncoder(StructureEncoder):
             raise StructureError(f"pose labels are square (DeepFashionHD); got size {size[0]}×{size[1]}")
         return size[0]
 
-    def encode(self, structure: Any, size: tuple[int, int]) -> torch.Tensor:
-        return render_pose_label(self.keypoints(structure), self._side(size))
+    def encode(self, structure: Any, size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return render_pose_label(self.keypoints(structure), self._side(size), dtype)
 
     def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
         return render_pose_image(self.keypoints(structure), self._side(size))
