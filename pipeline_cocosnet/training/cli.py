@@ -77,7 +77,11 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> None:
-    """Train from parsed arguments and print where the pipeline went."""
+    """Train from parsed arguments and print where the pipeline went.
+
+    Stopped by SIGTERM/SIGINT: prints where the checkpoint went and exits with code 75 (``SystemExit``).
+    """
+    from .interruption import EXIT_INTERRUPTED, TrainingInterrupted
     from .trainer import Trainer
 
     log = logging.getLogger("pipeline_cocosnet.training")
@@ -87,7 +91,17 @@ def run_train(args: argparse.Namespace) -> None:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
     trainer = Trainer(config_from_args(args))
-    folder = trainer.train()
+    try:
+        folder = trainer.train()
+    except TrainingInterrupted as stopped:
+        if trainer.accelerator.is_main_process:
+            print(
+                f"cocosnet train: stopped by {stopped.signal_name} after step {stopped.step}; checkpoint saved to "
+                f"{Path(stopped.checkpoint).resolve()}. Continue with the same command plus --resume latest "
+                f"(exit code {EXIT_INTERRUPTED})",
+                flush=True,
+            )
+        raise SystemExit(EXIT_INTERRUPTED) from None
     if trainer.accelerator.is_main_process:
         print(f"trained {trainer.state.step} steps; pipeline saved to {folder.resolve()}")
 
