@@ -372,12 +372,11 @@ class Trainer:
                     png.unlink()
 
     def _start_trackers(self) -> None:
-        """TensorBoard (when installed): events at or after the resumed step + 1 from an earlier run are purged."""
+        """TensorBoard (when installed); after a resume, events past the resumed step from the earlier run are purged."""
         if self.log_with:
             config = {k: v for k, v in _flat(self.config.to_dict()).items() if v is not None}
-            self.accelerator.init_trackers(
-                "cocosnet", config=config, init_kwargs={"tensorboard": {"purge_step": self.state.step + 1}}
-            )
+            purge = {"tensorboard": {"purge_step": self.state.step + 1}} if self.state.step else {}
+            self.accelerator.init_trackers("cocosnet", config=config, init_kwargs=purge)
 
     # ------------------------------------------------------------------ loop
 
