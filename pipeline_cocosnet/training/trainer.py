@@ -336,10 +336,17 @@ class Trainer:
         if not where:
             return False
         if where == "latest":
-            folder, skipped = latest_complete_checkpoint(checkpoints)
-            if self.accelerator.is_main_process:
+            chosen: list[Optional[str]] = [None]
+            if self.accelerator.is_main_process:  # one process reads the hashes; all load what it chose
+                folder, skipped = latest_complete_checkpoint(checkpoints)
                 for path, why in skipped:
                     logger.warning("skipping checkpoint %s: %s", path, why)
+                chosen = [str(folder) if folder is not None else None]
+            if self.accelerator.num_processes > 1:
+                from accelerate.utils import broadcast_object_list
+
+                broadcast_object_list(chosen)
+            folder = Path(chosen[0]) if chosen[0] is not None else None
             if folder is None:
                 logger.info("no complete checkpoint under %s: starting from scratch", checkpoints)
                 return False
