@@ -227,7 +227,7 @@ def test_two_process_run_stops_cleanly_on_sigterm_with_one_checkpoint(tmp_path):
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=120)
     text = log.read_text()
-    print(text[-4000:])
+    print(text[-4000:], "launcher exit code", code)
     stopped = re.search(r"stopped by SIGTERM after step (\d+)", text)
     assert stopped, text[-3000:]
     step = int(stopped[1])
