@@ -239,4 +239,4 @@ def test_two_process_run_stops_cleanly_on_sigterm_with_one_checkpoint(tmp_path):
         assert (folder / f"random_states_{rank}.pkl").is_file() and (folder / f"rank_state_{rank}.pt").is_file()
     assert not list((output / "checkpoints").glob(".step-*"))
     assert "Traceback" not in text
-    assert code != 0  # the launcher reports its workers' exit code 75 as a failure
+    assert code == 128 + signal.SIGTERM  # accelerate's multi-process launcher, once its workers stopped
