@@ -154,6 +154,9 @@ def test_truncated_newest_checkpoint_resumes_from_the_previous_one_with_a_warnin
     weights = output / "checkpoints" / "step-0000004" / "model.safetensors"
     size = weights.stat().st_size
     weights.write_bytes(weights.read_bytes()[:100])  # what a kill during an in-place write leaves
+    named = train(output, "--max-steps", "6", "--resume", str(weights.parent))
+    assert named.returncode == 2 and "Traceback" not in named.stderr
+    assert f"is incomplete: model.safetensors has 100 bytes, the manifest says {size}" in named.stderr.strip().splitlines()[-1]
     second = train(output, "--max-steps", "6", "--set", "train.checkpoint_every=2", "--set", "train.log_every=1", "--resume", "latest")
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"skipping checkpoint {output / 'checkpoints' / 'step-0000004'}: model.safetensors has 100 bytes, the manifest says {size}" in second.stdout
