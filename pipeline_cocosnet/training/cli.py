@@ -49,7 +49,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--batch-size", type=int, help="batch size per process (release: 2 per GPU, 16 in all)")
     parser.add_argument("--gradient-accumulation-steps", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], help="autocast precision")
-    parser.add_argument("--resume", help="'latest' or a checkpoint folder (…/checkpoints/step-NNNNNNN)")
+    parser.add_argument(
+        "--resume",
+        help="'latest' (the newest complete checkpoint; incomplete ones are skipped with the reason) or a checkpoint "
+        "folder (…/checkpoints/step-NNNNNNN). A run stopped by SIGTERM/SIGINT saved one and exited with code 75",
+    )
     parser.add_argument("--num-workers", type=int, help="data-loading worker processes")
     parser.add_argument("--vgg-weights", help="VGG19 weights (torchvision vgg19 .pth or the research code's vgg19_conv.pth)")
     parser.add_argument("--init-pipeline", help="pipeline folder to fine-tune from (e.g. `cocosnet convert` output)")
