@@ -25,7 +25,7 @@ from ..processing.face import FaceAlignmentWarning
 from ..processing.images import ImageError
 from ..processing.labels import ADE20K_CLASSES, ADE20K_PALETTE
 from .examples import TabExamples, default_examples_dir, load_examples
-from .inputs import editor_structure, read_image, upload_paths
+from .inputs import check_upload_size, editor_structure, read_image, upload_paths
 from .weights import TASKS, PipelineStore, WeightsConfig, WeightsUnavailable
 
 __all__ = ["build_demo", "API_NAMES", "BRUSH_CLASSES"]
@@ -334,6 +334,7 @@ def build_demo(
         """Gradio's own preprocessing of ``payload`` (the events skip it), with a clear error for unreadable uploads."""
         if payload is None:
             return None
+        check_upload_size(payload, what)  # from the headers, before Gradio decodes anything
         try:
             return component.preprocess(component.data_model.model_validate(payload))
         except gr.Error:

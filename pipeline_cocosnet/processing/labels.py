@@ -48,9 +48,10 @@ from typing import Any, Literal, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .base import StructureEncoder, StructureError, register_encoder
+from .images import ImageError, ImageSizeError, open_image
 
 __all__ = [
     "ADE20K_CLASSES",
@@ -230,11 +231,11 @@ def _open(path: PathLike) -> Image.Image:
     if not path.is_file():
         raise StructureError(f"ADE20k mask file not found: {path}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as error:
-        raise StructureError(f"cannot read ADE20k mask {path} as an image ({error})") from None
+        return open_image(path, "ADE20k mask")
+    except ImageSizeError:
+        raise
+    except ImageError as error:
+        raise StructureError(str(error)) from None
 
 
 def _is_palette_rgb(rgb: np.ndarray) -> bool:
