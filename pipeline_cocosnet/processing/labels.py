@@ -61,6 +61,7 @@ __all__ = [
     "ADE20KMaskEncoder",
     "class_legend",
     "load_ade20k_mask",
+    "mask_to_indexed_palette",
     "mask_to_palette",
     "palette_to_mask",
 ]
@@ -203,6 +204,16 @@ def mask_to_palette(index_mask: Any) -> Image.Image:
     mask = _check_indices(np.asarray(index_mask))
     colours = np.array([_UNKNOWN_COLOUR, *ADE20K_PALETTE], dtype=np.uint8)
     return Image.fromarray(colours[mask], "RGB")
+
+
+def mask_to_indexed_palette(index_mask: Any) -> Image.Image:
+    """An index mask (H×W, values 0..150) as a ``P``-mode image: the pixel values *are* the class ids
+    (read back as an index mask, skyscraper and road stay apart) and its palette the ADE20k colours,
+    so image viewers and browsers show it in colour. Saved as PNG, it is an index mask people can see."""
+    mask = _check_indices(np.asarray(index_mask))
+    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
+    image.putpalette([c for colour in (_UNKNOWN_COLOUR, *ADE20K_PALETTE) for c in colour])
+    return image
 
 
 def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tuple[int, str, tuple[int, int, int]]]:
