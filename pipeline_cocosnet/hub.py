@@ -46,7 +46,7 @@ def check_local_weights(name: str | os.PathLike) -> None:
             raise NotADirectoryError(f"not a pipeline folder (a file): {path}")
         return
     if looks_local(text):
-        raise FileNotFoundError(f"no such folder: {path}")
+        raise FileNotFoundError(f"no such folder: {text}")
 
 
 def _is_transport_error(error: BaseException) -> bool:

@@ -533,7 +533,7 @@ def build_demo(
                         exemplar = gr.Image(label="Exemplar photo", elem_id="mask-to-image-exemplar", **image_upload)
                         exemplar_mask = gr.Image(
                             label="Exemplar mask (index or palette PNG; extracted from the photo when empty and a segmenter is installed)",
-                            format="png", **image_upload,
+                            format="png", elem_id="mask-to-image-exemplar-mask", **image_upload,
                         )
                         suggest_button, ranking = exemplar_gallery("mask-to-image", [exemplar, exemplar_mask])
                 run = translate_button("mask-to-image")
