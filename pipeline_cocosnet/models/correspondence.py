@@ -20,7 +20,7 @@ from torch import nn
 
 from .attention import dense_correspondence
 from .inputs import check_batch, check_size
-from .layers import ResBlock, SNConv2d, SPADEResBlock, normalize_channels, upsample_bilinear
+from .layers import ResBlock, SNConv2d, SPADEResBlock, instance_norm, normalize_channels, upsample_bilinear
 from .patchmatch import PatchMatch, initial_offsets
 
 #: Downsampling factor of the dense level; each later level halves it.
@@ -65,7 +65,7 @@ class DownStage(nn.Module):
         self.res = ResBlock(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res(F.instance_norm(self.conv(F.leaky_relu(x, 0.2))))
+        return self.res(instance_norm(self.conv(F.leaky_relu(x, 0.2))))
 
 
 class DomainAlignmentEncoder(nn.Module):
@@ -92,7 +92,7 @@ class DomainAlignmentEncoder(nn.Module):
         return [block.conv_1.out_channels for block in self.decoder]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        skips = [F.instance_norm(self.conv_in(x))]
+        skips = [instance_norm(self.conv_in(x))]
         for stage in self.stages:
             skips.append(stage(skips[-1]))
         feature = self.decoder[0](skips[-1], x)
