@@ -16,6 +16,7 @@ the same algorithm written the straightforward way (per-candidate loop, full N×
 NCHW, one convolution per SPADE γ/β and GRU gate). The naive rewrite is NOT the research
 code: it is about 2–3× slower than the research code itself (issue 14 measured the research
 code at 512² at 32.2 s vs 21.4 s for ours in float32), so ratios against it overstate the gain.
+"""
 
 from __future__ import annotations
 
