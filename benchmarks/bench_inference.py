@@ -163,7 +163,7 @@ def table(results: list[dict]) -> str:
         fast = {d: next((r for r in group if r["impl"] == "fast" and r["dtype"] == d), None) for d in fast_dtypes}
         naive = next((r for r in group if r["impl"] == "naive"), None)
         columns = [*fast.values(), *([naive] if has_naive else [])]
-        stages = list(dict.fromkeys(n for r in columns if r and "stages" in r for n in r["stages"]))
+        stages = list(dict.fromkeys(n for r in columns if r and "stages" in r for n in r["stages"])) or ["total"]
 
         def cell(r: dict | None, stage: str) -> str:
             if r is None:
