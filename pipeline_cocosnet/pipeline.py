@@ -461,6 +461,7 @@ class CoCosNetPipeline(DiffusionPipeline):
             warps, _ = self.correspondence.match(
                 features, exemplar_batch, generator, callback=lambda level: progress.update()
             )
+            del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
             images = self.translator(label, warps)
             progress.update()
         self.maybe_free_model_hooks()

@@ -19,8 +19,9 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .attention import dense_correspondence
+from .matching import full_precision
 from .inputs import check_batch, check_size
-from .layers import ResBlock, SNConv2d, SPADEResBlock, normalize_channels, upsample_bilinear
+from .layers import ResBlock, SNConv2d, SPADEResBlock, instance_norm, normalize_channels, upsample_bilinear
 from .patchmatch import PatchMatch, initial_offsets
 
 #: Downsampling factor of the dense level; each later level halves it.
@@ -56,6 +57,21 @@ class MatchingFeatures:
     phi: list[torch.Tensor]
 
 
+@full_precision
+def matching_projection(conv: nn.Conv2d, feature: torch.Tensor) -> torch.Tensor:
+    """θ or φ of one level: the 1×1 projection of a domain-aligned feature, centred and unit-norm per pixel.
+
+    feature: B×C×h×w in the encoder's dtype; returns B×nef×h×w in float32 or wider. The
+    projection and normalisation run in float32 even for bf16/fp16 components (README
+    "Precision": θ/φ are matching features): rounding θ to bf16's 8 mantissa bits moves
+    the scores by ~0.4 %, i.e. ~0.4 in the logits at τ = 0.01.
+    """
+    dtype = torch.promote_types(feature.dtype, torch.float32)
+    bias = conv.bias.to(dtype) if conv.bias is not None else None
+    projected = F.conv2d(feature.to(dtype), conv.weight.to(dtype), bias)
+    return normalize_channels(projected, center=True)
+
+
 class DownStage(nn.Module):
     """lrelu → SN conv (stride s, no bias) → IN → ResBlock."""
 
@@ -65,7 +81,7 @@ class DownStage(nn.Module):
         self.res = ResBlock(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res(F.instance_norm(self.conv(F.leaky_relu(x, 0.2))))
+        return self.res(instance_norm(self.conv(F.leaky_relu(x, 0.2))))
 
 
 class DomainAlignmentEncoder(nn.Module):
@@ -92,7 +108,7 @@ class DomainAlignmentEncoder(nn.Module):
         return [block.conv_1.out_channels for block in self.decoder]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        skips = [F.instance_norm(self.conv_in(x))]
+        skips = [instance_norm(self.conv_in(x))]
         for stage in self.stages:
             skips.append(stage(skips[-1]))
         feature = self.decoder[0](skips[-1], x)
@@ -147,8 +163,8 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         """Domain-aligned features of both sides and their matching projections θ, φ (SPEC §2, §4)."""
         structure = self.structure_encoder(label)
         exemplar_side = self.exemplar_encoder(torch.cat([exemplar, exemplar_label], dim=1))
-        theta = [normalize_channels(conv(f), center=True) for conv, f in zip(self.theta, structure)]
-        phi = [normalize_channels(conv(f), center=True) for conv, f in zip(self.phi, exemplar_side)]
+        theta = [matching_projection(conv, f) for conv, f in zip(self.theta, structure)]
+        phi = [matching_projection(conv, f) for conv, f in zip(self.phi, exemplar_side)]
         return MatchingFeatures(structure, exemplar_side, theta, phi)
 
     def attend(

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import resize_nearest
+from .layers import InstanceNorm, resize_nearest
 from .matching import (
     exact_index_arithmetic,
     indices_to_offsets,
@@ -107,10 +107,10 @@ class PatchMatch(nn.Module):
         self.learn_offsets = learn_offsets
         self.init_hidden = nn.Sequential(
             nn.Conv2d(2 * feature_channels, hidden_channels, 3, padding=1),
-            nn.InstanceNorm2d(hidden_channels),
+            InstanceNorm(),
             nn.ReLU(),
             nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1),
-            nn.InstanceNorm2d(hidden_channels),
+            InstanceNorm(),
             nn.ReLU(),
         )
         self.update = UpdateBlock(num_candidates, hidden_channels)
