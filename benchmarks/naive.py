@@ -48,8 +48,8 @@ def full_attention(
 def to_indices(offsets: torch.Tensor) -> torch.Tensor:
     """Offsets B×2×K×h×w → indices B×K×h×w: clamp per axis, combine in float, truncate (SPEC §7)."""
     h, w = offsets.shape[-2:]
-    rows = torch.arange(h, dtype=offsets.dtype).view(h, 1)
-    cols = torch.arange(w, dtype=offsets.dtype).view(1, w)
+    rows = torch.arange(h, dtype=offsets.dtype, device=offsets.device).view(h, 1)
+    cols = torch.arange(w, dtype=offsets.dtype, device=offsets.device).view(1, w)
     row = torch.clamp(rows + offsets[:, 0], 0, h - 1)
     col = torch.clamp(cols + offsets[:, 1], 0, w - 1)
     return (row * w + col).long()
@@ -58,8 +58,8 @@ def to_indices(offsets: torch.Tensor) -> torch.Tensor:
 def to_offsets(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Indices B×K×h×w → integer offsets B×2×K×h×w."""
     h, w = index.shape[-2:]
-    rows = torch.arange(h).view(h, 1)
-    cols = torch.arange(w).view(1, w)
+    rows = torch.arange(h, device=index.device).view(h, 1)
+    cols = torch.arange(w, device=index.device).view(1, w)
     return torch.stack([index // w - rows, index % w - cols], dim=1).to(dtype)
 
 
