@@ -105,6 +105,15 @@ class CoCosNetPipeline(DiffusionPipeline):
                 f"{self.label_channels}"
             )
 
+    def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None) -> None:
+        """Not supported: the fused SPADE and ConvGRU layers read their child convolutions' weights
+        outside those convolutions' ``forward``, where sequential offload keeps them on ``meta``.
+        Use :meth:`enable_model_cpu_offload` (one component on the device at a time)."""
+        raise NotImplementedError(
+            "enable_sequential_cpu_offload is not supported by CoCosNetPipeline (its fused layers read weights "
+            "outside the offloaded convolutions); use enable_model_cpu_offload()"
+        )
+
     # ------------------------------------------------------------------ properties
 
     @property

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from .attention import dense_correspondence
@@ -141,6 +142,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         self.phi = nn.ModuleList(nn.Conv2d(c, nef, 1) for c in widths)
         self.patchmatch = PatchMatch(nef, hidden_channels, num_candidates, iterations, temperature, learn_gru)
 
+    @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first
     def encode(
         self, label: torch.Tensor, exemplar: torch.Tensor, exemplar_label: torch.Tensor
     ) -> MatchingFeatures:
@@ -157,6 +159,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         """The dense coarsest level: warp B×3×h×w and argmax index B×h×w (see ``dense_correspondence``)."""
         return dense_correspondence(theta, phi, exemplar, self.config.temperature)
 
+    @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first
     def match(
         self,
         features: MatchingFeatures,

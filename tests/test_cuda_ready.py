@@ -1,0 +1,153 @@
+"""CUDA readiness, checked on the CPU (issue 19): device-correct tensors, index dtypes, fp16-safe
+normalisation, float32 correlations, offload hooks, host syncs, the frozen-GRU graph, TF32 policy.
+
+Checks that need a GPU are marked ``cuda`` and skipped without one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from benchmarks.naive import naive_copy
+from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetPipeline, CoCosNetTranslator
+from pipeline_cocosnet.models.layers import normalize_channels
+from pipeline_cocosnet.models.matching import index_arithmetic_dtype, offsets_to_indices
+from pipeline_cocosnet.training.losses import cycle_warp
+from tests.conftest import random_inputs
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def small_models(learn_gru: bool = False) -> tuple[CoCosNetCorrespondence, CoCosNetTranslator]:
+    torch.manual_seed(0)
+    correspondence = CoCosNetCorrespondence(
+        label_channels=4, nef=8, hidden_channels=8, spade_hidden=8, iterations=2, learn_gru=learn_gru
+    )
+    return correspondence.eval(), CoCosNetTranslator(label_channels=4, ngf=4, spade_hidden=8).eval()
+
+
+# ---------------------------------------------------------------- device-correct tensors
+
+
+@pytest.mark.parametrize("implementation", ["fast", "naive", "learn_gru"])
+def test_models_create_every_tensor_on_the_inputs_device(implementation):
+    """On PyTorch's ``meta`` device a tensor made without ``device=`` lands on the CPU and the next op fails."""
+    correspondence, translator = small_models(learn_gru=implementation == "learn_gru")
+    if implementation == "naive":
+        correspondence = naive_copy(correspondence)
+    correspondence.to("meta")
+    translator.to("meta")
+    label, exemplar, exemplar_label = (t.to("meta") for t in random_inputs(2, 4, 64, 64))
+    out = correspondence(label, exemplar, exemplar_label)
+    assert out.indices.device.type == "meta" and all(w.device.type == "meta" for w in out.warps)
+    assert translator(label, out.warps).device.type == "meta"
+    features = correspondence.encode(label, exemplar, exemplar_label)
+    assert cycle_warp(features.theta[0], features.phi[0], out.warps[0], 0.01).device.type == "meta"
+
+
+# ---------------------------------------------------------------- index dtypes
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_offsets_to_indices_stays_in_range_for_narrow_dtypes(dtype):
+    """bf16 gave h·w (one past the end) at 1024², fp16 INT64_MIN: the combination is promoted."""
+    h = w = 1024
+    offsets = torch.zeros(1, h, w, 2, 2)
+    offsets[..., 0, 0], offsets[..., 1, 0] = h, w  # clamped to the last pixel
+    offsets[..., 0, 1], offsets[..., 1, 1] = -h, 3.0  # first row, column c + 3 (clamped)
+    index = offsets_to_indices(offsets.to(dtype))
+    assert index.dtype == torch.int64
+    assert int(index.min()) >= 0 and int(index.max()) == h * w - 1
+    assert torch.equal(index, offsets_to_indices(offsets.double()))
+
+
+def test_index_arithmetic_dtype_promotes_where_the_mantissa_is_too_short():
+    assert index_arithmetic_dtype(64, 64, torch.float16) == torch.float32
+    assert index_arithmetic_dtype(1024, 1024, torch.bfloat16) == torch.float32
+    assert index_arithmetic_dtype(4096, 4096, torch.float32) == torch.float32  # 2^24: still exact
+    assert index_arithmetic_dtype(4096, 4097, torch.float32) == torch.float64
+    assert index_arithmetic_dtype(4096, 4097, torch.bfloat16) == torch.float64
+    assert index_arithmetic_dtype(8192, 8192, torch.float64) == torch.float64
+
+
+# ---------------------------------------------------------------- half-precision numerics
+
+
+def test_normalize_channels_of_a_zero_vector_is_finite_in_fp16():
+    x = torch.zeros(1, 4, 2, 2, dtype=torch.float16)
+    x[..., 0, 0] = torch.tensor([3.0, 4.0, 0.0, 0.0])
+    out = normalize_channels(x)
+    assert torch.isfinite(out).all()
+    assert out[0, :, 0, 0].tolist() == pytest.approx([0.6, 0.8, 0.0, 0.0], abs=1e-3)
+    assert torch.equal(out[..., 1, 1], torch.zeros(1, 4, dtype=torch.float16))
+
+
+def test_normalize_channels_keeps_the_published_eps_in_float32_and_float64():
+    x = torch.full((1, 2, 1, 1), 1e-9, dtype=torch.float64)
+    norm = 2**0.5 * 1e-9
+    assert torch.allclose(normalize_channels(x), x / (norm + 1e-10), rtol=0, atol=1e-15)
+
+
+def test_every_correlation_runs_in_float32_under_autocast():
+    from pipeline_cocosnet.models.attention import best_correlation, dense_attention, dense_correspondence
+    from pipeline_cocosnet.models.matching import match_scores, warp_by_indices
+    from pipeline_cocosnet.models.sampling import bilinear_warp
+
+    g = torch.Generator().manual_seed(0)
+    theta, phi = (normalize_channels(torch.randn(1, 8, 8, 8, generator=g)) for _ in range(2))
+    warp = torch.rand(1, 3, 8, 8, generator=g)
+    index = torch.randint(0, 64, (1, 8, 8, 4), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = {
+            "cycle_warp": cycle_warp(theta, phi, warp, 0.01),
+            "dense_correspondence": dense_correspondence(theta, phi, warp, 0.01)[0],
+            "dense_attention": dense_attention(theta, phi, 0.01),
+            "best_correlation": best_correlation(theta, phi),
+            "match_scores": match_scores(theta, phi, index),
+            "warp_by_indices": warp_by_indices(warp, index, torch.rand(1, 8, 8, 4, generator=g)),
+            "bilinear_warp": bilinear_warp(theta, phi, warp, torch.zeros(1, 2, 4, 8, 8), 0.01),
+        }
+    assert {name: out.dtype for name, out in outputs.items()} == dict.fromkeys(outputs, torch.float32)
+
+
+# ---------------------------------------------------------------- offload
+
+
+def label_pipeline() -> CoCosNetPipeline:
+    correspondence, translator = small_models()
+    pipe = CoCosNetPipeline(correspondence, translator, task=None, resolution=(64, 64))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_model_cpu_offload_hook_fires_for_every_entry_point(monkeypatch):
+    """accelerate wraps ``forward`` only: ``encode`` and ``match`` must fire the correspondence's hook."""
+    from accelerate.hooks import CpuOffload
+
+    fired = []
+    pre_forward = CpuOffload.pre_forward
+
+    def spy(self, module, *args, **kwargs):
+        fired.append(type(module).__name__)
+        return pre_forward(self, module, *args, **kwargs)
+
+    monkeypatch.setattr(CpuOffload, "pre_forward", spy)
+    pipe = label_pipeline()
+    pipe.enable_model_cpu_offload(device="cpu")
+    label, exemplar, exemplar_label = random_inputs(1, 4, 64, 64)
+    expected = label_pipeline()(label, exemplar, exemplar_label, output_type="pt").images
+
+    images = pipe(label, exemplar, exemplar_label, output_type="pt").images
+    assert torch.equal(images, expected)
+    # each entry point fired the correspondence hook on entry, the translator its own afterwards
+    assert fired.count("CoCosNetCorrespondence") >= 2 and fired.count("CoCosNetTranslator") == 1
+    fired.clear()
+    pipe.suggest_exemplars(label[0], [exemplar[0]], [exemplar_label[0]])
+    assert "CoCosNetCorrespondence" in fired
+
+
+def test_sequential_cpu_offload_says_it_is_not_supported():
+    with pytest.raises(NotImplementedError, match="use enable_model_cpu_offload"):
+        label_pipeline().enable_sequential_cpu_offload()
