@@ -19,7 +19,7 @@ from pipeline_cocosnet.models.attention import dense_attention
 from pipeline_cocosnet.models.correspondence import CoCosNetCorrespondence
 from pipeline_cocosnet.models.layers import SPADE, resize_nearest
 from pipeline_cocosnet.models.matching import full_precision, matching_dtype, pixel_table
-from pipeline_cocosnet.models.patchmatch import PatchMatch, _horizontal_first
+from pipeline_cocosnet.models.patchmatch import PatchMatch, by_propagation_order, propagation_orders
 from pipeline_cocosnet.models.update import SepConvGRU
 
 
@@ -81,14 +81,18 @@ class NaivePatchMatch(PatchMatch):
         probs, order = probs.topk(self.num_candidates, dim=1)
         return to_offsets(index.gather(1, order), offsets.dtype), probs
 
+    def propagate_and_select(self, theta, phi, offsets, horizontal_first: bool):
+        for dim in (-1, -2) if horizontal_first else (-2, -1):
+            offsets, probs = self.select(theta, phi, shift_candidates(offsets, dim))
+        return offsets, probs
+
     def forward(self, theta, phi, exemplar, offsets, generator=None):
         theta, phi = matching_dtype(theta), matching_dtype(phi)
         offsets = offsets.permute(0, 3, 4, 1, 2).to(theta.dtype)  # the model's seeds → B×2×K×h×w
         hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
-        for _ in range(self.iterations):
+        for horizontal_first in propagation_orders(generator, self.iterations, theta.shape[0]):
             with torch.no_grad():
-                for dim in (-1, -2) if _horizontal_first(generator) else (-2, -1):
-                    offsets, probs = self.select(theta, phi, shift_candidates(offsets, dim))
+                offsets, probs = by_propagation_order(self.propagate_and_select, horizontal_first, theta, phi, offsets)
             hidden, delta = self.update(hidden, probs.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
             offsets = offsets + delta.view_as(offsets).to(offsets.dtype)
         index = to_indices(offsets)

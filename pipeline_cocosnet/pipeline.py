@@ -401,7 +401,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         width: int | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         return_warps: bool = False,
         match_input_size: bool = False,
     ) -> CoCosNetPipelineOutput | tuple:
@@ -424,10 +424,13 @@ class CoCosNetPipeline(DiffusionPipeline):
             return_dict: return a :class:`CoCosNetPipelineOutput` rather than a tuple.
             generator: draws the PatchMatch propagation order per iteration (as the research
                 code); without it the order is fixed (horizontal first) and outputs are deterministic.
+                A list of generators, one per batch item, gives each item its own orders.
             return_warps: also return the warped exemplar per level.
             match_input_size: resize each output back to its structure image's size.
         """
         structures, exemplars, exemplar_structures = self.check_inputs(structure, exemplar, exemplar_structure, output_type)
+        if isinstance(generator, (list, tuple)) and len(generator) != len(structures):
+            raise ValueError(f"got {len(generator)} generators for a batch of {len(structures)} (give one, or one per item)")
         size = self._working_size(height, width, structures)
         encoder = self.structure_encoder
         prepare = encoder.prepare_exemplar if encoder is not None else None

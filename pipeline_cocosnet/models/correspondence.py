@@ -22,7 +22,7 @@ from torch import nn
 from .attention import dense_correspondence
 from .inputs import check_batch, check_size
 from .layers import ResBlock, SNConv2d, SPADEResBlock, normalize_channels, upsample_bilinear
-from .patchmatch import PatchMatch, initial_offsets
+from .patchmatch import Generators, PatchMatch, initial_offsets
 
 #: Downsampling factor of the dense level; each later level halves it.
 DENSE_LEVEL_STRIDE = 8
@@ -164,7 +164,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         self,
         features: MatchingFeatures,
         exemplar: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         callback: Callable[[int], None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
@@ -195,13 +195,14 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         label: torch.Tensor,
         exemplar: torch.Tensor,
         exemplar_label: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         return_dict: bool = True,
     ) -> CorrespondenceOutput | tuple:
         """Warp ``exemplar`` onto the structure ``label`` at every level.
 
         ``generator`` draws the propagation order per PatchMatch iteration (as the
         research code); without it the order is horizontal first, deterministically.
+        A list of generators (one per batch item) gives each item its own orders.
         """
         check_batch("label", label, self.config.label_channels)
         check_size(*label.shape[-2:], "label")
