@@ -151,3 +151,126 @@ def test_model_cpu_offload_hook_fires_for_every_entry_point(monkeypatch):
 def test_sequential_cpu_offload_says_it_is_not_supported():
     with pytest.raises(NotImplementedError, match="use enable_model_cpu_offload"):
         label_pipeline().enable_sequential_cpu_offload()
+
+
+# ---------------------------------------------------------------- host syncs and generators
+
+HOST_SYNCS = {"__bool__", "item", "tolist", "cpu", "numpy", "__int__", "__float__", "__index__"}
+
+
+class CountHostSyncs(TorchFunctionMode):
+    """Counts the tensor → Python / host reads (each one a device sync on CUDA)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in HOST_SYNCS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def patchmatch_inputs(batch: int = 2):
+    correspondence, _ = small_models()
+    label, exemplar, exemplar_label = random_inputs(batch, 4, 64, 64)
+    with torch.no_grad():
+        features = correspondence.encode(label, exemplar, exemplar_label)
+        _, index = correspondence.attend(features.theta[0], features.phi[0], torch.nn.functional.avg_pool2d(exemplar, 8))
+    from pipeline_cocosnet.models.patchmatch import initial_offsets
+
+    offsets = initial_offsets(index, tuple(features.theta[1].shape[-2:]), 4)
+    return correspondence.patchmatch, features.theta[1], features.phi[1], torch.nn.functional.avg_pool2d(exemplar, 4), offsets
+
+
+@pytest.mark.parametrize("iterations", [2, 6])
+def test_a_seeded_patchmatch_level_syncs_the_host_once_not_per_iteration(iterations):
+    patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
+    patchmatch.iterations = iterations
+    with torch.no_grad(), CountHostSyncs() as syncs:
+        patchmatch(theta, phi, exemplar, offsets, torch.Generator().manual_seed(0))
+    assert syncs.count == 1
+
+
+def test_a_list_of_generators_gives_each_item_its_own_orders():
+    """Item i's output depends on generator i only: the batch equals each item run alone."""
+    patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
+    patchmatch.iterations = 4
+    seeds = (1, 5)  # seed 1 and 5 draw different orders in 4 iterations, so the batch is split
+    from pipeline_cocosnet.models.patchmatch import propagation_orders
+
+    orders = propagation_orders([torch.Generator().manual_seed(s) for s in seeds], 4, 2)
+    assert any(a != b for a, b in orders)
+    with torch.no_grad():
+        warp, index = patchmatch(theta, phi, exemplar, offsets, [torch.Generator().manual_seed(s) for s in seeds])
+        for i, seed in enumerate(seeds):
+            item = slice(i, i + 1)
+            alone_warp, alone_index = patchmatch(
+                theta[item], phi[item], exemplar[item], offsets[item], torch.Generator().manual_seed(seed)
+            )
+            assert torch.equal(index[item], alone_index)
+            assert torch.allclose(warp[item], alone_warp, atol=1e-6)
+
+
+def test_a_wrong_number_of_generators_is_a_clear_error():
+    pipe = label_pipeline()
+    label, exemplar, exemplar_label = random_inputs(2, 4, 64, 64)
+    with pytest.raises(ValueError, match="3 generators for a batch of 2"):
+        pipe(label, exemplar, exemplar_label, generator=[torch.Generator() for _ in range(3)])
+
+
+def test_naive_twin_takes_the_same_generator_lists():
+    patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
+    patchmatch.iterations = 4
+    from benchmarks.naive import NaivePatchMatch
+
+    naive = NaivePatchMatch(8, 8, iterations=4)
+    naive.load_state_dict(patchmatch.state_dict())
+    naive.eval()
+    generators = lambda: [torch.Generator().manual_seed(s) for s in (1, 5)]  # noqa: E731
+    with torch.no_grad():
+        torch.nn.Module.to(patchmatch, torch.float64)
+        torch.nn.Module.to(naive, torch.float64)
+        fast = patchmatch(theta.double(), phi.double(), exemplar.double(), offsets.double(), generators())
+        slow = naive(theta.double(), phi.double(), exemplar.double(), offsets.double(), generators())
+    assert torch.equal(fast[1], slow[1])
+    assert torch.allclose(fast[0], slow[0], atol=1e-10)
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("learn_gru", [False, True])
+def test_the_frozen_gru_records_no_autograd_graph(learn_gru):
+    """Published mode: the GRU's offsets reach the loss only as integer indices, so it runs without a graph."""
+    patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
+    patchmatch.learn_offsets = learn_gru
+    grad_enabled = []
+    for module in (patchmatch.init_hidden, patchmatch.update):
+        module.register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
+    theta, phi = theta.detach().requires_grad_(), phi.detach().requires_grad_()
+    warp, _ = patchmatch(theta, phi, exemplar, offsets)
+    warp.sum().backward()
+    assert grad_enabled == [learn_gru] * (1 + patchmatch.iterations)
+    assert theta.grad is not None and phi.grad is not None  # the final warp's scores still train θ, φ
+
+
+def test_finiteness_check_is_one_host_sync_and_names_every_bad_loss():
+    from pipeline_cocosnet.training.trainer import check_finite
+
+    losses = {f"G_{i}": torch.tensor(float(i)) for i in range(12)}
+    with CountHostSyncs() as syncs:
+        check_finite(losses, 3)
+    assert syncs.count == 1
+    losses["G_4"], losses["D"] = torch.tensor(float("nan")), torch.tensor(float("inf"))
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 3: G_4, D$"):
+        check_finite(losses, 3)
+
+
+def test_synthetic_training_config_does_not_force_the_cpu():
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "configs" / "train_synthetic.yaml").read_text())
+    assert not config["train"].get("cpu", False)
