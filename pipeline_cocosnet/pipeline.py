@@ -17,6 +17,7 @@ from diffusers.utils import BaseOutput
 from huggingface_hub import create_repo, upload_folder
 
 from .model_card import write_model_card
+from .precision import float32_precision
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
 from .models.attention import best_correlation
 from .models.inputs import check_size
@@ -80,6 +81,9 @@ class CoCosNetPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "correspondence->translator"
     #: run the components' convolutions in channels-last layout (not for float64); set False to keep NCHW
     channels_last: bool = True
+    #: CUDA: let float32 convolutions use TF32 inside the pipeline's calls (correlations stay IEEE
+    #: float32 always); set False for IEEE float32 throughout (see ``precision.py``, README "Precision")
+    tf32_convolutions: bool = True
 
     def __init__(
         self,
@@ -113,6 +117,10 @@ class CoCosNetPipeline(DiffusionPipeline):
             "enable_sequential_cpu_offload is not supported by CoCosNetPipeline (its fused layers read weights "
             "outside the offloaded convolutions); use enable_model_cpu_offload()"
         )
+
+    def _float32_precision(self):
+        """The TF32 policy for one call (``precision.py``): convolutions as :attr:`tf32_convolutions`, matmuls IEEE."""
+        return float32_precision(convolutions="tf32" if self.tf32_convolutions else "ieee", matmul="ieee")
 
     # ------------------------------------------------------------------ properties
 
@@ -367,7 +375,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         prepare = encoder.prepare_exemplar if encoder is not None else None
         device, dtype = self._execution_device, self.correspondence.dtype
         label = self._encode_structure(structure, size, "structure")[None].to(device, dtype)
-        scores: list[float] = []
+        chunk_scores: list[torch.Tensor] = []
         chunk = 4  # exemplars encoded together
         for start in range(0, len(gallery), chunk):
             items = range(start, min(start + chunk, len(gallery)))
@@ -382,8 +390,10 @@ class CoCosNetPipeline(DiffusionPipeline):
                 )
                 for i in items
             ]).to(device, dtype)
-            features = self.correspondence.encode(label.expand(len(items), -1, -1, -1), exemplar_batch, exemplar_labels)
-            scores += best_correlation(features.theta[0], features.phi[0]).mean(dim=(1, 2)).tolist()
+            with self._float32_precision():
+                features = self.correspondence.encode(label.expand(len(items), -1, -1, -1), exemplar_batch, exemplar_labels)
+                chunk_scores.append(best_correlation(features.theta[0], features.phi[0]).mean(dim=(1, 2)))
+        scores: list[float] = torch.cat(chunk_scores).tolist()  # one host sync for the gallery, not one per chunk
         self.maybe_free_model_hooks()
         ranking = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
         return [ExemplarSuggestion(i, scores[i]) for i in ranking[:top_k]]
@@ -455,7 +465,7 @@ class CoCosNetPipeline(DiffusionPipeline):
                 model.to(memory_format=torch.channels_last)
 
         levels = len(self.correspondence.structure_encoder.decoder)
-        with self.progress_bar(total=levels + 2) as progress:
+        with self.progress_bar(total=levels + 2) as progress, self._float32_precision():
             features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
             progress.update()
             warps, _ = self.correspondence.match(

@@ -274,3 +274,99 @@ def test_synthetic_training_config_does_not_force_the_cpu():
 
     config = yaml.safe_load((Path(__file__).parents[1] / "configs" / "train_synthetic.yaml").read_text())
     assert not config["train"].get("cpu", False)
+
+
+# ---------------------------------------------------------------- TF32 policy
+
+
+def precision_flags() -> tuple[str, str]:
+    return torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+
+
+def test_importing_the_package_changes_no_backend_setting():
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; f = lambda: (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision, "
+        "torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic); "
+        "before = f(); import pipeline_cocosnet, pipeline_cocosnet.training.trainer, benchmarks.naive; print(before == f())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("tf32_convolutions", [True, False])
+def test_the_pipeline_applies_its_tf32_policy_only_inside_its_calls(tf32_convolutions):
+    pipe = label_pipeline()
+    pipe.tf32_convolutions = tf32_convolutions
+    seen = {}
+    for name, module in (("translator", pipe.translator), ("patchmatch", pipe.correspondence.patchmatch)):
+        module.register_forward_hook(lambda *_, _name=name: seen.update({_name: precision_flags()}) and None)
+    before = precision_flags()
+    with _matmul_precision("tf32"):  # as a user's torch.set_float32_matmul_precision("high")
+        outside = precision_flags()
+        pipe(*random_inputs(1, 4, 64, 64), output_type="pt")
+        assert precision_flags() == outside  # restored
+    expected = ("tf32" if tf32_convolutions else "ieee", "ieee")  # a user's global TF32 matmul does not reach the correlations
+    assert seen == {"translator": expected, "patchmatch": expected}
+    assert precision_flags() == before
+
+
+def _matmul_precision(value: str):
+    from pipeline_cocosnet.precision import float32_precision
+
+    return float32_precision(convolutions=torch.backends.cudnn.conv.fp32_precision, matmul=value)
+
+
+def test_ieee_float32_sets_and_restores_full_precision():
+    from pipeline_cocosnet.precision import ieee_float32
+
+    before = precision_flags()
+    with pytest.raises(RuntimeError, match="inside"):
+        with ieee_float32():
+            assert precision_flags() == ("ieee", "ieee")
+            raise RuntimeError("inside")
+    assert precision_flags() == before
+
+
+def test_readme_states_the_tf32_policy():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Precision") :]
+    section = section[: section.index("\n## ", 1)]
+    for phrase in ("TF32", "tf32_convolutions", "ieee_float32", "IEEE float32"):
+        assert phrase in section, phrase
+
+
+# ---------------------------------------------------------------- on a GPU (skipped without CUDA)
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_float64_equals_cpu():
+    correspondence, translator = small_models()
+    torch.nn.Module.to(correspondence, torch.float64)
+    inputs = [t.double() for t in random_inputs(1, 4, 64, 64)]
+    with torch.no_grad():
+        cpu = correspondence(*inputs)
+        correspondence.to("cuda")
+        gpu = correspondence(*(t.cuda() for t in inputs))
+    assert torch.equal(cpu.indices, gpu.indices.cpu())
+    assert all(torch.allclose(a, b.cpu(), atol=1e-10) for a, b in zip(cpu.warps, gpu.warps))
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_model_offload_equals_the_resident_pipeline():
+    label, exemplar, exemplar_label = random_inputs(1, 4, 64, 64)
+    resident = label_pipeline().to("cuda")
+    from pipeline_cocosnet.precision import ieee_float32
+
+    with ieee_float32():
+        expected = resident(label, exemplar, exemplar_label, output_type="pt").images
+        offloaded = label_pipeline()
+        offloaded.enable_model_cpu_offload()
+        images = offloaded(label, exemplar, exemplar_label, output_type="pt").images
+    assert torch.allclose(images, expected, atol=1e-5)
