@@ -1,12 +1,14 @@
 """Inference benchmark: time and peak memory per stage of CoCosNet v2, fast vs straightforward.
 
 Uses the published configuration (20 label channels, nef 32, ngf 64) with random weights,
-so anyone can run it. Every case (implementation × size × batch × dtype) runs in its own
-subprocess, so peak memory (CUDA max allocated; CPU peak RSS) belongs to that case alone.
+so anyone can run it. On the CPU every case (implementation × size × batch × dtype) runs in its
+own subprocess, so its peak RSS belongs to it alone; on CUDA the cases run in one process by
+default (max allocated is reset per case; ``--isolate`` for subprocesses).
 
     python benchmarks/bench_inference.py                      # CPU: 256 and 512, batch 1, float32
+    python benchmarks/bench_inference.py --device cuda        # a short lease: fast, 512/1024, fp32+bf16
     python benchmarks/bench_inference.py --device cuda --sizes 512 1024 --batch 1 4 \\
-        --dtypes float32 float16 bfloat16 --json results.json
+        --dtypes float32 float16 bfloat16 --impl fast naive --isolate --json results.json
 
 Implementations: ``fast`` is pipeline_cocosnet as shipped (chunked candidate scoring,
 chunked dense attention, channels-last convolutions); ``naive`` is the same algorithm
@@ -121,6 +123,28 @@ def worker(case: dict) -> dict:
     return {**case, "stages": stages, "peak_mib": peak, "finite": bool(torch.isfinite(image).all())}
 
 
+def run_case_here(case: dict) -> dict:
+    """Run ``case`` in this process (CUDA: peak memory is reset per case); an error becomes the case's result."""
+    try:
+        return worker(case)
+    except Exception as error:  # e.g. out of memory at 1024²: report it and go on with the next case
+        return {**case, "error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+    finally:
+        if case["device"].startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def cuda_lease_defaults(args: argparse.Namespace) -> None:
+    """On CUDA, the options left unset get cases that fit a short device lease (15 minutes in all):
+    the fast path in float32 and bf16, batch 1, 512² and 1024², all in this one process (no ~10 s
+    interpreter start per case); ``--isolate`` runs each case in its own subprocess instead."""
+    for key, value in dict(sizes=[512, 1024], batch=[1], dtypes=["float32", "bfloat16"], impl=["fast"]).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.isolate is None:
+        args.isolate = False
+
+
 def run_case(case: dict) -> dict:
     """Run ``case`` in a fresh interpreter (so peak memory is the case's own)."""
     proc = subprocess.run(
@@ -161,11 +185,14 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--batch", type=int, nargs="+", default=[1])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 256 512 (CUDA: 512 1024)")
+    parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1")
     parser.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=None,
-                        help="default: float32 on CPU; float32 float16 bfloat16 on CUDA")
-    parser.add_argument("--impl", nargs="+", choices=["fast", "naive"], default=["fast", "naive"])
+                        help="default: float32 on CPU; float32 bfloat16 on CUDA")
+    parser.add_argument("--impl", nargs="+", choices=["fast", "naive"], default=None,
+                        help="default: fast naive (CUDA: fast)")
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                        help="each case in its own subprocess (default on CPU, where peak RSS is per process)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
@@ -175,15 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
-    dtypes = args.dtypes or (["float32"] if args.device == "cpu" else ["float32", "float16", "bfloat16"])
+    if args.device.startswith("cuda"):
+        cuda_lease_defaults(args)
+    dtypes = args.dtypes or ["float32"]
     results = []
-    for size in args.sizes:
-        for batch in args.batch:
+    for size in args.sizes or [256, 512]:
+        for batch in args.batch or [1]:
             for dtype in dtypes:
-                for impl in args.impl:  # the two implementations back to back: their ratio is what matters
+                for impl in args.impl or ["fast", "naive"]:  # both back to back: their ratio is what matters
                     case = dict(impl=impl, device=args.device, size=size, batch=batch, dtype=dtype,
                                 repeats=args.repeats, warmup=args.warmup, threads=args.threads)
-                    results.append(run_case(case))
+                    results.append(run_case(case) if args.isolate is not False else run_case_here(case))
                     print(f"done: {impl} {size}² batch {batch} {dtype}", file=sys.stderr, flush=True)
     env = {"torch": torch.__version__, "device": args.device, "cpu": platform.processor() or platform.machine(),
            "threads": args.threads or torch.get_num_threads(), "cpus": os.cpu_count()}

@@ -370,3 +370,27 @@ def test_cuda_model_offload_equals_the_resident_pipeline():
         offloaded.enable_model_cpu_offload()
         images = offloaded(label, exemplar, exemplar_label, output_type="pt").images
     assert torch.allclose(images, expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- benchmark defaults
+
+
+def test_bench_inference_cuda_defaults_fit_a_short_lease(monkeypatch):
+    import benchmarks.bench_inference as bench
+
+    ran = []
+
+    def record(where):
+        return lambda case: ran.append((where, case["impl"], case["size"], case["batch"], case["dtype"])) or {**case, "error": "-"}
+
+    monkeypatch.setattr(bench, "run_case_here", record("here"))
+    monkeypatch.setattr(bench, "run_case", record("subprocess"))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a GPU")
+    bench.main(["--device", "cuda"])
+    assert sorted(ran) == sorted(("here", "fast", s, 1, d) for s in (512, 1024) for d in ("float32", "bfloat16"))
+    ran.clear()
+    bench.main(["--device", "cuda", "--isolate", "--sizes", "256", "--impl", "fast", "naive"])
+    assert sorted(ran) == sorted(("subprocess", i, 256, 1, d) for i in ("fast", "naive") for d in ("float32", "bfloat16"))
+    ran.clear()
+    bench.main(["--device", "cpu"])  # the CPU defaults are unchanged: a subprocess per case
+    assert sorted(ran) == sorted(("subprocess", i, s, 1, "float32") for i in ("fast", "naive") for s in (256, 512))
