@@ -394,3 +394,36 @@ def test_bench_inference_cuda_defaults_fit_a_short_lease(monkeypatch):
     ran.clear()
     bench.main(["--device", "cpu"])  # the CPU defaults are unchanged: a subprocess per case
     assert sorted(ran) == sorted(("subprocess", i, s, 1, "float32") for i in ("fast", "naive") for s in (256, 512))
+
+
+def test_fp16_discriminator_overflow_halves_only_its_own_loss_scale(tmp_path, monkeypatch):
+    """accelerate has one GradScaler; the trainer gives D a copy, so a D overflow leaves G's scale alone.
+
+    There is no fp16 scaler on the CPU, so accelerate's is made a CPU GradScaler before ``prepare``.
+    """
+    from accelerate import Accelerator
+
+    from pipeline_cocosnet.training import trainer as trainer_module
+    from tests.test_training_loop import reset_accelerator_state, tiny_config
+
+    init = Accelerator.__init__
+
+    def with_scaler(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+
+    monkeypatch.setattr(Accelerator, "__init__", with_scaler)
+    hinge = trainer_module.hinge_discriminator_loss
+    monkeypatch.setattr(trainer_module, "hinge_discriminator_loss", lambda real, fake: hinge(real, fake) * float("inf"))
+    reset_accelerator_state()
+    config = tiny_config(
+        tmp_path, "unused", **{"loss.vgg_feature": 0.0, "loss.perceptual": 0.0, "loss.contextual": 0.0, "data.num_samples": 4}
+    )
+    trainer = trainer_module.Trainer(config)
+    generator_scaler = trainer.accelerator.scaler
+    assert trainer.discriminator_scaler is not None and trainer.discriminator_scaler is not generator_scaler
+    assert trainer.opt_d.scaler is trainer.discriminator_scaler and trainer.opt_g.scaler is generator_scaler
+    trainer.train_step(next(iter(trainer.loader)))
+    assert trainer.discriminator_scaler.get_scale() == 2.0**15  # D's step skipped, its scale halved
+    assert generator_scaler.get_scale() == 2.0**16  # G's untouched
+    assert trainer.accelerator.scaler is generator_scaler
