@@ -252,4 +252,9 @@ __all__ = [
     "Generators",
     "propagation_orders",
     "by_propagation_order",
-    "initial_offsets", "propagate", "neighbour_indices", "HORIZONTAL", "VERTICAL"]
+    "initial_offsets",
+    "propagate",
+    "neighbour_indices",
+    "HORIZONTAL",
+    "VERTICAL",
+]
