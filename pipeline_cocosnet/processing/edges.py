@@ -39,9 +39,10 @@ from typing import Any, Literal, Union
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .base import StructureEncoder, StructureError, register_encoder
+from .images import ImageError, ImageSizeError, open_image
 
 __all__ = [
     "BLUR_KSIZE",
@@ -229,11 +230,11 @@ def _open(path: str | os.PathLike) -> Image.Image:
     if not path.is_file():
         raise StructureError(f"edge map / photo file not found: {path}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as error:
-        raise StructureError(f"cannot read {path} as an image ({error})") from None
+        return open_image(path, "edge map / photo")
+    except ImageSizeError:
+        raise
+    except ImageError as error:
+        raise StructureError(str(error)) from None
 
 
 @register_encoder

@@ -48,9 +48,10 @@ from typing import Any, Literal, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .base import StructureEncoder, StructureError, register_encoder
+from .images import ImageError, ImageSizeError, open_image
 
 __all__ = [
     "ADE20K_CLASSES",
@@ -60,6 +61,7 @@ __all__ = [
     "ADE20KMaskEncoder",
     "class_legend",
     "load_ade20k_mask",
+    "mask_to_indexed_palette",
     "mask_to_palette",
     "palette_to_mask",
 ]
@@ -204,6 +206,16 @@ def mask_to_palette(index_mask: Any) -> Image.Image:
     return Image.fromarray(colours[mask], "RGB")
 
 
+def mask_to_indexed_palette(index_mask: Any) -> Image.Image:
+    """An index mask (H×W, values 0..150) as a ``P``-mode image: the pixel values *are* the class ids
+    (read back as an index mask, skyscraper and road stay apart) and its palette the ADE20k colours,
+    so image viewers and browsers show it in colour. Saved as PNG, it is an index mask people can see."""
+    mask = _check_indices(np.asarray(index_mask))
+    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
+    image.putpalette([c for colour in (_UNKNOWN_COLOUR, *ADE20K_PALETTE) for c in colour])
+    return image
+
+
 def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tuple[int, str, tuple[int, int, int]]]:
     """``(id, name, colour)`` of ADE20k classes, e.g. for a legend beside a rendered mask.
 
@@ -230,11 +242,11 @@ def _open(path: PathLike) -> Image.Image:
     if not path.is_file():
         raise StructureError(f"ADE20k mask file not found: {path}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as error:
-        raise StructureError(f"cannot read ADE20k mask {path} as an image ({error})") from None
+        return open_image(path, "ADE20k mask")
+    except ImageSizeError:
+        raise
+    except ImageError as error:
+        raise StructureError(str(error)) from None
 
 
 def _is_palette_rgb(rgb: np.ndarray) -> bool:
