@@ -1,15 +1,18 @@
 """Inference benchmark: seconds per stage and peak memory of CoCosNet v2, float32 and bf16 side by side.
 
 Uses the published configuration (20 label channels, nef 32, ngf 64) with random weights,
-so anyone can run it. Every case (implementation × size × batch × dtype) runs in its own
-subprocess, so peak memory (CPU: peak RSS of that process; CUDA: max allocated) belongs to
-that case alone. Each case runs ``--warmup`` forwards, then reports the median (and min–max)
+so anyone can run it. On the CPU every case (implementation × size × batch × dtype) runs in its
+own subprocess, so its peak RSS belongs to it alone; on CUDA the cases run in one process by
+default (max allocated is reset per case; ``--isolate`` for subprocesses). Each case runs ``--warmup`` forwards, then reports the median (and min–max)
 of ``--repeats`` timed ones. Components are cast to the dtype, as ``from_pretrained(dtype=…)``
 does (no autocast), so the times are those of ``pipe(...)`` without pre/post-processing.
 
     python benchmarks/bench_inference.py                       # CPU: 256/512/1024, batch 1 and 4, float32 + bf16
     python benchmarks/bench_inference.py --quick               # 256², batch 1, one timed run (a smoke test)
     python benchmarks/bench_inference.py --sizes 512 --batch 1 --out benchmarks/results/cpu-512.md
+    python benchmarks/bench_inference.py --device cuda        # a short lease: fast, 512/1024, fp32+bf16, one process
+    python benchmarks/bench_inference.py --device cuda --sizes 512 1024 --batch 1 4 \\
+        --dtypes float32 float16 bfloat16 --impl fast naive --isolate --json results.json
 
 Implementations: ``fast`` is pipeline_cocosnet as shipped; ``naive`` is benchmarks/naive.py,
 the same algorithm written the straightforward way (per-candidate loop, full N×N attention,
@@ -125,6 +128,28 @@ def worker(case: dict) -> dict:
     return {**case, "stages": stages, "peak_mib": peak, "finite": bool(torch.isfinite(image).all())}
 
 
+def run_case_here(case: dict) -> dict:
+    """Run ``case`` in this process (CUDA: peak memory is reset per case); an error becomes the case's result."""
+    try:
+        return worker(case)
+    except Exception as error:  # e.g. out of memory at 1024²: report it and go on with the next case
+        return {**case, "error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+    finally:
+        if case["device"].startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def cuda_lease_defaults(args: argparse.Namespace) -> None:
+    """On CUDA, the options left unset get cases that fit a short device lease (15 minutes in all):
+    the fast path in float32 and bf16, batch 1, 512² and 1024², all in this one process (no ~10 s
+    interpreter start per case); ``--isolate`` runs each case in its own subprocess instead."""
+    for key, value in dict(sizes=[512, 1024], batch=[1], dtypes=["float32", "bfloat16"], impl=["fast"]).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.isolate is None:
+        args.isolate = False
+
+
 def run_case(case: dict) -> dict:
     """Run ``case`` in a fresh interpreter (so peak memory is the case's own)."""
     proc = subprocess.run(
@@ -219,11 +244,14 @@ def cpu_default_cases(args: argparse.Namespace) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, …")
-    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 256 512 1024")
-    parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 4")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default: 256 512 1024 (CUDA: 512 1024)")
+    parser.add_argument("--batch", type=int, nargs="+", default=None, help="default: 1 4 (CUDA: 1)")
     parser.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=None,
                         help="default: float32 bfloat16 (the first is the base of the speed-up columns)")
-    parser.add_argument("--impl", nargs="+", choices=["fast", "naive"], default=["fast", "naive"])
+    parser.add_argument("--impl", nargs="+", choices=["fast", "naive"], default=None,
+                        help="default: fast naive (CUDA: fast)")
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                        help="each case in its own subprocess (default on CPU, where peak RSS is per process)")
     parser.add_argument("--naive-max-size", type=int, default=512,
                         help="largest size the naive rewrite runs at (batch 1 only; 0: never)")
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per case (the median is reported)")
@@ -238,13 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    if args.device.startswith("cuda"):
+        cuda_lease_defaults(args)
     if args.quick:
         args.sizes, args.batch, args.repeats, args.warmup, args.impl = [256], [1], 1, 1, ["fast"]
     args.sizes, args.batch = args.sizes or [256, 512, 1024], args.batch or [1, 4]
+    args.impl = args.impl or ["fast", "naive"]
     results = []
     for case in cpu_default_cases(args):
         case.update(repeats=args.repeats, warmup=args.warmup, threads=args.threads)
-        results.append(run_case(case))
+        results.append(run_case(case) if args.isolate is not False else run_case_here(case))
         total = results[-1].get("stages", {}).get("total", {}).get("median")
         done = f"{total:.2f} s" if total is not None else results[-1].get("error", "?")
         print(f"done: {case['impl']} {case['size']}² batch {case['batch']} {case['dtype']}: {done}", file=sys.stderr, flush=True)

@@ -19,6 +19,7 @@ from huggingface_hub import create_repo, upload_folder
 
 from .hub import check_local_weights, hub_errors
 from .model_card import write_model_card
+from .precision import float32_precision
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
 from .models.attention import best_correlation
 from .models.inputs import check_size
@@ -82,6 +83,9 @@ class CoCosNetPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "correspondence->translator"
     #: run the components' convolutions in channels-last layout (not for float64); set False to keep NCHW
     channels_last: bool = True
+    #: CUDA: let float32 convolutions use TF32 inside the pipeline's calls (correlations stay IEEE
+    #: float32 always); set False for IEEE float32 throughout (see ``precision.py``, README "Precision")
+    tf32_convolutions: bool = True
 
     def __init__(
         self,
@@ -106,6 +110,19 @@ class CoCosNetPipeline(DiffusionPipeline):
                 f"task {task!r} encodes structures into {encoder.channels} channels but the model takes "
                 f"{self.label_channels}"
             )
+
+    def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None) -> None:
+        """Not supported: the fused SPADE and ConvGRU layers read their child convolutions' weights
+        outside those convolutions' ``forward``, where sequential offload keeps them on ``meta``.
+        Use :meth:`enable_model_cpu_offload` (one component on the device at a time)."""
+        raise NotImplementedError(
+            "enable_sequential_cpu_offload is not supported by CoCosNetPipeline (its fused layers read weights "
+            "outside the offloaded convolutions); use enable_model_cpu_offload()"
+        )
+
+    def _float32_precision(self):
+        """The TF32 policy for one call (``precision.py``): convolutions as :attr:`tf32_convolutions`, matmuls IEEE."""
+        return float32_precision(convolutions="tf32" if self.tf32_convolutions else "ieee", matmul="ieee")
 
     # ------------------------------------------------------------------ properties
 
@@ -370,7 +387,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         prepare = encoder.prepare_exemplar if encoder is not None else None
         device, dtype = self._execution_device, self.correspondence.dtype
         label = self._encode_structure(structure, size, "structure")[None].to(device, dtype)
-        scores: list[float] = []
+        chunk_scores: list[torch.Tensor] = []
         chunk = 4  # exemplars encoded together
         for start in range(0, len(gallery), chunk):
             items = range(start, min(start + chunk, len(gallery)))
@@ -385,8 +402,10 @@ class CoCosNetPipeline(DiffusionPipeline):
                 )
                 for i in items
             ]).to(device, dtype)
-            features = self.correspondence.encode(label.expand(len(items), -1, -1, -1), exemplar_batch, exemplar_labels)
-            scores += best_correlation(features.theta[0], features.phi[0]).mean(dim=(1, 2)).tolist()
+            with self._float32_precision():
+                features = self.correspondence.encode(label.expand(len(items), -1, -1, -1), exemplar_batch, exemplar_labels)
+                chunk_scores.append(best_correlation(features.theta[0], features.phi[0]).mean(dim=(1, 2)))
+        scores: list[float] = torch.cat(chunk_scores).tolist()  # one host sync for the gallery, not one per chunk
         self.maybe_free_model_hooks()
         ranking = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
         return [ExemplarSuggestion(i, scores[i]) for i in ranking[:top_k]]
@@ -404,7 +423,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         width: int | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         return_warps: bool = False,
         match_input_size: bool = False,
     ) -> CoCosNetPipelineOutput | tuple:
@@ -427,10 +446,13 @@ class CoCosNetPipeline(DiffusionPipeline):
             return_dict: return a :class:`CoCosNetPipelineOutput` rather than a tuple.
             generator: draws the PatchMatch propagation order per iteration (as the research
                 code); without it the order is fixed (horizontal first) and outputs are deterministic.
+                A list of generators, one per batch item, gives each item its own orders.
             return_warps: also return the warped exemplar per level.
             match_input_size: resize each output back to its structure image's size.
         """
         structures, exemplars, exemplar_structures = self.check_inputs(structure, exemplar, exemplar_structure, output_type)
+        if isinstance(generator, (list, tuple)) and len(generator) != len(structures):
+            raise ValueError(f"got {len(generator)} generators for a batch of {len(structures)} (give one, or one per item)")
         size = self._working_size(height, width, structures)
         encoder = self.structure_encoder
         prepare = encoder.prepare_exemplar if encoder is not None else None
@@ -455,7 +477,7 @@ class CoCosNetPipeline(DiffusionPipeline):
                 model.to(memory_format=torch.channels_last)
 
         levels = len(self.correspondence.structure_encoder.decoder)
-        with self.progress_bar(total=levels + 2) as progress:
+        with self.progress_bar(total=levels + 2) as progress, self._float32_precision():
             features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
             progress.update()
             warps, _ = self.correspondence.match(

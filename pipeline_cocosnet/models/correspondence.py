@@ -16,13 +16,14 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from .attention import dense_correspondence
 from .matching import full_precision
 from .inputs import check_batch, check_size
 from .layers import ResBlock, SNConv2d, SPADEResBlock, instance_norm, normalize_channels, upsample_bilinear
-from .patchmatch import PatchMatch, initial_offsets
+from .patchmatch import Generators, PatchMatch, initial_offsets
 
 #: Downsampling factor of the dense level; each later level halves it.
 DENSE_LEVEL_STRIDE = 8
@@ -157,6 +158,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         self.phi = nn.ModuleList(nn.Conv2d(c, nef, 1) for c in widths)
         self.patchmatch = PatchMatch(nef, hidden_channels, num_candidates, iterations, temperature, learn_gru)
 
+    @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first
     def encode(
         self, label: torch.Tensor, exemplar: torch.Tensor, exemplar_label: torch.Tensor
     ) -> MatchingFeatures:
@@ -173,11 +175,12 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         """The dense coarsest level: warp B×3×h×w and argmax index B×h×w (see ``dense_correspondence``)."""
         return dense_correspondence(theta, phi, exemplar, self.config.temperature)
 
+    @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first
     def match(
         self,
         features: MatchingFeatures,
         exemplar: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         callback: Callable[[int], None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
@@ -208,13 +211,14 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         label: torch.Tensor,
         exemplar: torch.Tensor,
         exemplar_label: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         return_dict: bool = True,
     ) -> CorrespondenceOutput | tuple:
         """Warp ``exemplar`` onto the structure ``label`` at every level.
 
         ``generator`` draws the propagation order per PatchMatch iteration (as the
         research code); without it the order is horizontal first, deterministically.
+        A list of generators (one per batch item) gives each item its own orders.
         """
         check_batch("label", label, self.config.label_channels)
         check_size(*label.shape[-2:], "label")

@@ -85,9 +85,15 @@ def channel_layer_norm(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor
 
 
 def normalize_channels(x: torch.Tensor, center: bool = False, eps: float = 1e-10) -> torch.Tensor:
-    """Divide each pixel's channel vector by (its L2 norm + eps), optionally after centring it."""
+    """Divide each pixel's channel vector by (its L2 norm + eps), optionally after centring it.
+
+    x: B×C×h×w; returns unit-norm (or zero) channel vectors, same shape and dtype. ``eps`` is
+    raised to the dtype's smallest normal number where it would underflow (fp16: 1e-10 → 0,
+    so a zero vector gave 0/0 = NaN); float32, float64 and bf16 keep the published 1e-10.
+    """
     if center:
         x = x - x.mean(dim=1, keepdim=True)
+    eps = max(eps, torch.finfo(x.dtype).tiny)
     return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + eps)
 
 

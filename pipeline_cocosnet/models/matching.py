@@ -13,6 +13,7 @@ B×K×h×w (or B×2K×h×w) view: the layout the ConvGRU reads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
@@ -27,13 +28,20 @@ def matching_dtype(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
+def autocast_disabled(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off on ``device_type`` (a no-op where autocast does not exist, e.g. ``meta``)."""
+    if not torch.amp.is_autocast_available(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def full_precision(fn):
     """Run ``fn`` with autocast disabled, so its correlations and softmax stay in float32+."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         device = next(a.device.type for a in args if isinstance(a, torch.Tensor))
-        with torch.autocast(device_type=device, enabled=False):
+        with autocast_disabled(device):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -54,8 +62,12 @@ def offsets_to_indices(offsets: torch.Tensor) -> torch.Tensor:
 
     The published rule, kept exactly: clamp row and column separately, combine in
     floating point, then truncate — so a fractional row spills into the column.
+    The combination runs in :func:`index_arithmetic_dtype` (fp16/bf16 → float32, float32
+    above 2^24 pixels → float64): a narrower mantissa rounds ``row·w + col`` and can
+    return ``h·w`` (one past the end) or overflow the int64 cast.
     """
     h, w = offsets.shape[1:3]
+    offsets = offsets.to(index_arithmetic_dtype(h, w, offsets.dtype))
     rows, cols = pixel_grid(h, w, offsets)
     row = (rows + offsets[..., 0, :]).clamp_(0, h - 1)
     col = (cols + offsets[..., 1, :]).clamp_(0, w - 1)
@@ -76,6 +88,17 @@ def exact_index_arithmetic(h: int, w: int, dtype: torch.dtype) -> bool:
     """Whether every flat index of an h×w grid is exact in ``dtype`` (so integer shortcuts hold)."""
     mantissa = {torch.float64: 53, torch.float32: 24}.get(dtype, 11 if dtype == torch.float16 else 8)
     return h * w <= 2**mantissa
+
+
+def index_arithmetic_dtype(h: int, w: int, dtype: torch.dtype) -> torch.dtype:
+    """The dtype ``offsets_to_indices`` combines ``row·w + col`` in for an h×w grid given ``dtype`` offsets.
+
+    ``dtype`` itself when it is float32 or float64 and holds every flat index exactly; else the
+    narrowest of float32 / float64 that does (fp16 and bf16 are always promoted).
+    """
+    if dtype in (torch.float32, torch.float64) and exact_index_arithmetic(h, w, dtype):
+        return dtype
+    return torch.float32 if exact_index_arithmetic(h, w, torch.float32) else torch.float64
 
 
 def gather_pixels(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
