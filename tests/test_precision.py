@@ -34,8 +34,11 @@ def test_unknown_dtype_names_the_accepted_values():
         resolve_dtype("half", "cpu")
 
 
-def test_bf16_stays_within_the_quality_bar_of_float32():
-    """bf16 outputs of the demo model are at most 1.6× as far from float64 as float32's (issue 14's bar).
+def test_bf16_error_stays_within_2_5x_of_float32s():
+    """bf16 outputs of the demo model are at most 2.5× as far from float64 as float32's.
+
+    A regression guard: before θ/φ were projected in float32, bf16 was 2.3–2.8× float32 on these
+    scenes; now 1.5–2.3× (docs/cpu-speed.md). The goal is 1.6× (not reached yet; not asserted here).
 
     Generated scenes (held-out seeds), each translated with another scene as exemplar,
     through ``pipe(...)`` as users call it; mean |difference| of the [0, 1] images.
@@ -56,7 +59,4 @@ def test_bf16_stays_within_the_quality_bar_of_float32():
     error16 = (images(torch.bfloat16) - exact).abs().mean(dim=(1, 2, 3))
     assert (error32 > 0).all()  # float32 is not exact: the comparison has a yardstick
     measured = f"mean |x − x_float64| per scene: float32 {error32.tolist()}, bf16 {error16.tolist()}"
-    # regression guard: before θ/φ were projected in float32, bf16 was 2.3–2.8× float32 on these scenes
     assert (error16 <= 2.5 * error32).all(), measured
-    if not (error16 <= 1.6 * error32).all():  # issue 14's bar, not reached yet (docs/cpu-speed.md)
-        pytest.xfail(f"bf16 above 1.6× float32's error: {measured}")
