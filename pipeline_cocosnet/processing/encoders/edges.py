@@ -25,7 +25,7 @@ pixels) and at least 98 % of its pixels are near black or near white (≤ 32 or
 ≥ 223 of 255, which tolerates JPEG noise); anything else is a photo, whose edges are
 extracted. ``from_photos=True``/``False`` forces either reading.
 
-With ``align_faces`` set (see :mod:`pipeline_cocosnet.processing.face`), photos are
+With ``align_faces`` set (see :mod:`pipeline_cocosnet.processing.backends.face`), photos are
 first cropped and aligned the FFHQ/MetFaces way at the model size, both for
 extracted structures and for exemplars, so an exemplar and its edges line up.
 """
@@ -41,7 +41,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .base import StructureEncoder, StructureError, register_encoder
+from ..backends.face import align_face, resolve_landmarker
+from ..errors import StructureError
+from .base import StructureEncoder
 
 __all__ = [
     "BLUR_KSIZE",
@@ -236,7 +238,6 @@ def _open(path: str | os.PathLike) -> Image.Image:
         raise StructureError(f"cannot read {path} as an image ({error})") from None
 
 
-@register_encoder
 class EdgeEncoder(StructureEncoder):
     """edge-to-face (MetFaces): an edge map, or a photo whose edges are extracted → the edge label.
 
@@ -246,7 +247,7 @@ class EdgeEncoder(StructureEncoder):
         from_photos: ``"auto"`` (decide per input, module docstring), ``True`` (every
             input is a photo) or ``False`` (every input is an edge map).
         align_faces: ``False`` (no alignment), ``True`` / ``"dlib"`` (the default
-            landmark backend) or a :class:`~pipeline_cocosnet.processing.face.FaceLandmarker`:
+            landmark backend) or a :class:`~pipeline_cocosnet.processing.backends.face.FaceLandmarker`:
             photos (structures and exemplars) are FFHQ-aligned before use. Needs a
             square size.
         dilate: passed to :func:`photo_to_edges` (must match training).
@@ -279,8 +280,6 @@ class EdgeEncoder(StructureEncoder):
     def landmarker(self) -> Any:
         """The face landmarker in use, or ``None`` (resolved on first use: the backend is imported lazily)."""
         if self._landmarker is None and self.align_faces not in (False, None):
-            from .face import resolve_landmarker
-
             self._landmarker = resolve_landmarker(self.align_faces)
         return self._landmarker
 
@@ -289,8 +288,6 @@ class EdgeEncoder(StructureEncoder):
             return photo
         if size[0] != size[1]:
             raise StructureError(f"edge-to-face: face alignment makes square crops; got size {size[0]}×{size[1]}")
-        from .face import align_face
-
         return align_face(photo, size[0], self.landmarker)[0]
 
     def _photo_edges(self, photo: Image.Image, size: tuple[int, int]) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The structure-encoder interface: what a task's users have → the label its model expects.
 
-Each task (pose-to-body, mask-to-image, edge-to-face) has one encoder. It declares
+Each task (pose-to-body, mask-to-image, edge-to-face) has one encoder (the registry:
+:mod:`pipeline_cocosnet.processing.encoders.registry`). It declares
 how many label channels it produces (the pipeline checks that against the model),
 encodes user inputs into a Cl×H×W float tensor in [0, 1], renders a structure for
 display, and says how an exemplar photo is brought to the model's size.
@@ -14,11 +15,9 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
-__all__ = ["StructureEncoder", "StructureError", "ENCODERS", "register_encoder", "get_encoder"]
+from ..errors import StructureError
 
-
-class StructureError(ValueError):
-    """A structure input that cannot be encoded; the message names the problem."""
+__all__ = ["StructureEncoder"]
 
 
 class StructureEncoder(ABC):
@@ -52,20 +51,3 @@ class StructureEncoder(ABC):
     def prepare_exemplar(self, photo: Image.Image, size: tuple[int, int]) -> Image.Image:
         """Bring an exemplar photo to ``size`` = (H, W) as the task's training data was (default: bicubic)."""
         return photo.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
-
-
-ENCODERS: dict[str, type[StructureEncoder]] = {}
-
-
-def register_encoder(cls: type[StructureEncoder]) -> type[StructureEncoder]:
-    """Class decorator: make ``cls`` the encoder of ``cls.task``."""
-    ENCODERS[cls.task] = cls
-    return cls
-
-
-def get_encoder(task: str, **kwargs: Any) -> StructureEncoder:
-    """The encoder instance for ``task`` (keyword arguments go to its constructor)."""
-    try:
-        return ENCODERS[task](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(sorted(ENCODERS))}") from None
