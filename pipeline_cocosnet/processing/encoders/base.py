@@ -5,10 +5,15 @@ Each task (pose-to-body, mask-to-image, edge-to-face) has one encoder (the regis
 how many label channels it produces (the pipeline checks that against the model),
 encodes user inputs into a Cl×H×W float tensor in [0, 1], renders a structure for
 display, and says how an exemplar photo is brought to the model's size.
+
+Its options (the constructor's keyword arguments) are saved with a pipeline: :meth:`get_config`
+gives them as JSON values and :meth:`from_config` rebuilds the encoder. Setting an option on an
+encoder (``encoder.align_faces = True``) takes effect on its next input.
 """
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -27,6 +32,43 @@ class StructureEncoder(ABC):
     task: ClassVar[str]
     #: number of label channels produced
     channels: int
+    #: the constructor's keyword arguments that make up the saved options (see :meth:`get_config`)
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def option(self, name: str) -> Any:
+        """The value of option ``name`` as given (a backend as its spec, not the loaded backend)."""
+        return getattr(self, name)
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"task": …, option: value, …}`` in JSON values; :meth:`from_config` rebuilds the encoder.
+
+        A backend given as an object (a custom pose estimator, segmenter or landmarker) cannot be
+        saved as such: it is saved by its ``name`` when that is a string, else as ``None`` (the
+        default backend), with a warning either way.
+        """
+        config: dict[str, Any] = {"task": self.task}
+        for name in self.option_names:
+            value = self.option(name)
+            if value is not None and not isinstance(value, (str, bool, int, float)):
+                label = getattr(value, "name", None)
+                saved = label if isinstance(label, str) else None
+                warnings.warn(
+                    f"{self.task}: option {name}={type(value).__name__} is an object and is saved as "
+                    f"{saved!r}; pass it again after loading",
+                    stacklevel=2,
+                )
+                value = saved
+            config[name] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> StructureEncoder:
+        """The encoder :meth:`get_config` described (unknown keys raise ``ValueError`` naming them)."""
+        options = {k: v for k, v in config.items() if k != "task"}
+        unknown = sorted(set(options) - set(cls.option_names))
+        if unknown:
+            raise ValueError(f"{cls.task}: unknown structure-encoder options {unknown}; known: {list(cls.option_names)}")
+        return cls(**options)
 
     @abstractmethod
     def encode(self, structure: Any, size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:

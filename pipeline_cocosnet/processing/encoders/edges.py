@@ -255,6 +255,7 @@ class EdgeEncoder(StructureEncoder):
     """
 
     task = "edge-to-face"
+    option_names = ("channels", "from_photos", "align_faces", "dilate", "invert")
 
     def __init__(
         self,
@@ -267,13 +268,31 @@ class EdgeEncoder(StructureEncoder):
     ) -> None:
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, got {channels!r}")
-        if from_photos not in ("auto", True, False):
-            raise ValueError(f"from_photos must be 'auto', True or False, got {from_photos!r}")
         self.channels = channels
         self.from_photos = from_photos
         self.align_faces = align_faces
         self.dilate = bool(dilate)
         self.invert = invert
+
+    @property
+    def from_photos(self) -> FromPhotos:
+        """``"auto"``, ``True`` or ``False``: whether inputs are photos (see the class docstring)."""
+        return self._from_photos
+
+    @from_photos.setter
+    def from_photos(self, value: FromPhotos) -> None:
+        if value not in ("auto", True, False):
+            raise ValueError(f"from_photos must be 'auto', True or False, got {value!r}")
+        self._from_photos = value
+
+    @property
+    def align_faces(self) -> Any:
+        """The face-alignment option as given; assigning it takes effect on the next photo."""
+        return self._align_faces
+
+    @align_faces.setter
+    def align_faces(self, value: Any) -> None:
+        self._align_faces = value
         self._landmarker: Any = None
 
     @property
