@@ -158,10 +158,19 @@ class CoCosNetPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ saving
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """Save components (safetensors), ``model_index.json`` and a model card ``README.md``."""
-        super().save_pretrained(save_directory, **kwargs)
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> None:
+        """Save components (safetensors), ``model_index.json`` and our model card ``README.md``.
+
+        ``push_to_hub=True`` then uploads the folder, card included, to ``repo_id`` (default: the
+        folder's name), with diffusers' Hub arguments (``commit_message``, ``private``, ``token``,
+        ``create_pr``). The card is written before anything is uploaded (diffusers' own push would
+        upload its generic card).
+        """
+        hub = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "private", "token", "create_pr") if key in kwargs}
+        super().save_pretrained(save_directory, push_to_hub=False, **kwargs)
         write_model_card(self, Path(save_directory) / "README.md")
+        if push_to_hub:
+            self._upload(save_directory, hub.pop("repo_id", Path(save_directory).resolve().name), **hub)
 
     def push_to_hub(
         self,
@@ -172,17 +181,29 @@ class CoCosNetPipeline(DiffusionPipeline):
         create_pr: bool = False,
         variant: str | None = None,
     ) -> str:
-        """Upload the pipeline folder (weights, ``model_index.json``, our model card) to the Hub."""
-        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        """Upload the pipeline folder (weights, ``model_index.json``, our model card) to the Hub; returns the repo id."""
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder, variant=variant)
-            upload_folder(
-                repo_id=repo_id,
-                folder_path=folder,
-                commit_message=commit_message or "Upload CoCosNet v2 pipeline",
-                token=token,
-                create_pr=create_pr,
-            )
+            return self._upload(folder, repo_id, commit_message, private, token, create_pr)
+
+    @staticmethod
+    def _upload(
+        folder: str | os.PathLike,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+    ) -> str:
+        """Create the Hub repo if needed and upload ``folder`` as it is; returns the repo id."""
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            commit_message=commit_message or "Upload CoCosNet v2 pipeline",
+            token=token,
+            create_pr=create_pr,
+        )
         return repo_id
 
     # ------------------------------------------------------------------ inputs
