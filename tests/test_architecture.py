@@ -23,6 +23,7 @@ FORBIDDEN = {
     "processing": ["models", "pipeline", "pipeline_output", "model_card", "convert", "release", "cli", "app", "training", ""],
     "processing.errors": ["processing.formats", "processing.backends", "processing.encoders", "processing.images"],
     "processing.images": ["processing.formats", "processing.backends", "processing.encoders"],
+    "processing.image_processor": ["processing.formats", "processing.backends", "processing.encoders"],
     "processing.formats": ["processing.backends", "processing.encoders"],
     "processing.backends": ["processing.encoders"],
     "pipeline": ["app", "training", "cli"],
