@@ -14,9 +14,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..processing.base import StructureError
+from ..processing.errors import StructureError
 from ..processing.images import ImageError, open_image
-from ..processing.labels import ADE20K_PALETTE, load_ade20k_mask
+from ..processing.formats.ade20k import ADE20K_PALETTE, load_ade20k_mask
 
 __all__ = ["MIN_SIDE", "MAX_SIDE", "upload_path", "upload_paths", "read_image", "editor_structure", "snap_to_palette"]
 

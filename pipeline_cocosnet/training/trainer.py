@@ -50,25 +50,25 @@ CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
 class TrainState:
     """What a checkpoint restores besides models/optimizers/RNGs: the counters and the propagation RNG."""
 
-    def __init__(self, generator: torch.Generator):
+    def __init__(self, propagation_rng: torch.Generator):
         self.step = 0
         self.epoch = 0
         self.batches_in_epoch = 0
-        self.generator = generator
+        self.propagation_rng = propagation_rng
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "epoch": self.epoch,
             "batches_in_epoch": self.batches_in_epoch,
-            "propagation_rng": self.generator.get_state(),
+            "propagation_rng": self.propagation_rng.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batches_in_epoch = int(state["batches_in_epoch"])
-        self.generator.set_state(state["propagation_rng"])
+        self.propagation_rng.set_state(state["propagation_rng"])
 
 
 def _split(pred: list[list[torch.Tensor]]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
@@ -127,7 +127,7 @@ class Trainer:
         self.generator, self.discriminator, self.opt_g, self.opt_d, self.loader = accelerator.prepare(
             generator, discriminator, opt_g, opt_d, loader
         )
-        self.state = TrainState(generator.generator)
+        self.state = TrainState(generator.propagation_rng)
         accelerator.register_for_checkpointing(self.state)
 
         weights = config.loss
