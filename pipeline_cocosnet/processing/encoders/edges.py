@@ -43,7 +43,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..backends.face import align_face, resolve_landmarker
 from ..errors import StructureError
-from .base import StructureEncoder
+from .base import Choice, StructureEncoder
 
 __all__ = [
     "BLUR_KSIZE",
@@ -256,6 +256,7 @@ class EdgeEncoder(StructureEncoder):
 
     task = "edge-to-face"
     option_names = ("channels", "from_photos", "align_faces", "dilate", "invert")
+    from_photos = Choice("auto", True, False, doc="Whether inputs are photos: 'auto', True or False (class docstring).")
 
     def __init__(
         self,
@@ -273,17 +274,6 @@ class EdgeEncoder(StructureEncoder):
         self.align_faces = align_faces
         self.dilate = bool(dilate)
         self.invert = invert
-
-    @property
-    def from_photos(self) -> FromPhotos:
-        """``"auto"``, ``True`` or ``False``: whether inputs are photos (see the class docstring)."""
-        return self._from_photos
-
-    @from_photos.setter
-    def from_photos(self, value: FromPhotos) -> None:
-        if value not in ("auto", True, False):
-            raise ValueError(f"from_photos must be 'auto', True or False, got {value!r}")
-        self._from_photos = value
 
     @property
     def align_faces(self) -> Any:

@@ -31,7 +31,7 @@ from ..formats.ade20k import (
     open_mask_file,
     resize_mask_nearest,
 )
-from .base import StructureEncoder
+from .base import Backend, Choice, StructureEncoder
 
 __all__ = ["ADE20KMaskEncoder"]
 
@@ -53,35 +53,12 @@ class ADE20KMaskEncoder(StructureEncoder):
     channels = ADE20K_LABEL_CHANNELS
     option_names = ("input_format", "segmenter")
 
+    input_format = Choice("auto", "index", "palette", "photo", doc="How inputs are read (see the class docstring).")
+    segmenter = Backend(get_segmenter, doc="The photo segmenter (made on first use from the spec set).")
+
     def __init__(self, input_format: str = "auto", segmenter: Any = None) -> None:
         self.input_format = input_format
         self.segmenter = segmenter
-
-    @property
-    def input_format(self) -> str:
-        """How inputs are read: ``"auto"``, ``"index"``, ``"palette"`` or ``"photo"`` (see the class docstring)."""
-        return self._input_format
-
-    @input_format.setter
-    def input_format(self, value: str) -> None:
-        if value not in ("auto", "index", "palette", "photo"):
-            raise ValueError(f"input_format must be 'auto', 'index', 'palette' or 'photo', got {value!r}")
-        self._input_format = value
-
-    @property
-    def segmenter(self) -> Any:
-        """The photo segmenter (created on first access); assign a spec or a segmenter to change it."""
-        if self._segmenter is None:
-            self._segmenter = get_segmenter(self._segmenter_spec)
-        return self._segmenter
-
-    @segmenter.setter
-    def segmenter(self, spec: Any) -> None:
-        self._segmenter_spec = spec
-        self._segmenter = None
-
-    def option(self, name: str) -> Any:
-        return self._segmenter_spec if name == "segmenter" else super().option(name)
 
     def _as_photo(self, structure: Any) -> Image.Image | None:
         """``structure`` as an RGB photo when it is to be segmented, else None."""
