@@ -39,10 +39,11 @@ from typing import Any, Literal, Union
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..backends.face import align_face, resolve_landmarker
 from ..errors import StructureError
+from ..images import open_structure_file
 from .base import Choice, StructureEncoder
 
 __all__ = [
@@ -226,18 +227,6 @@ class PhotoEdges:
         return f"PhotoEdges({self.photo.size[0]}×{self.photo.size[1]} photo)"
 
 
-def _open(path: str | os.PathLike) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise StructureError(f"edge map / photo file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as error:
-        raise StructureError(f"cannot read {path} as an image ({error})") from None
-
-
 class EdgeEncoder(StructureEncoder):
     """edge-to-face (MetFaces): an edge map, or a photo whose edges are extracted → the edge label.
 
@@ -308,7 +297,7 @@ class EdgeEncoder(StructureEncoder):
         if isinstance(structure, PhotoEdges):
             return structure.edges(size)
         if isinstance(structure, (str, os.PathLike)):
-            structure = _open(structure)
+            structure = open_structure_file(structure, "edge map / photo")
         image = _as_uint8(structure)
         if self.from_photos is True or (self.from_photos == "auto" and not is_edge_map(image)):
             photo = Image.fromarray(image).convert("RGB")

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..backends.segmentation import get_segmenter
 from ..errors import StructureError
+from ..images import open_structure_file
 from ..formats.ade20k import (
     ADE20K_LABEL_CHANNELS,
     INDEX_MODES,
@@ -28,7 +29,6 @@ from ..formats.ade20k import (
     load_ade20k_mask,
     looks_like_photo,
     mask_to_palette,
-    open_mask_file,
     resize_mask_nearest,
 )
 from .base import Backend, Choice, StructureEncoder
@@ -65,7 +65,7 @@ class ADE20KMaskEncoder(StructureEncoder):
         if self.input_format in ("index", "palette"):
             return None
         if isinstance(structure, (str, os.PathLike)):
-            structure = open_mask_file(structure)
+            structure = open_structure_file(structure, "ADE20k mask")
         if isinstance(structure, Image.Image) and structure.mode not in INDEX_MODES:
             rgb = np.asarray(structure.convert("RGB"))
         elif isinstance(structure, np.ndarray) and structure.dtype == np.uint8 and structure.ndim == 3 and structure.shape[2] in (3, 4):

@@ -43,9 +43,10 @@ from typing import Any, Literal, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import StructureError
+from ..images import open_structure_file
 
 __all__ = [
     "ADE20K_CLASSES",
@@ -56,9 +57,9 @@ __all__ = [
     "check_indices",
     "class_legend",
     "looks_like_photo",
-    "open_mask_file",
     "resize_mask_nearest",
     "load_ade20k_mask",
+    "mask_to_indexed_palette",
     "mask_to_palette",
     "palette_to_mask",
 ]
@@ -203,6 +204,16 @@ def mask_to_palette(index_mask: Any) -> Image.Image:
     return Image.fromarray(colours[mask], "RGB")
 
 
+def mask_to_indexed_palette(index_mask: Any) -> Image.Image:
+    """An index mask (H×W, values 0..150) as a ``P``-mode image: the pixel values *are* the class ids
+    (read back as an index mask, skyscraper and road stay apart) and its palette the ADE20k colours,
+    so image viewers and browsers show it in colour. Saved as PNG, it is an index mask people can see."""
+    mask = check_indices(np.asarray(index_mask))
+    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
+    image.putpalette([c for colour in (_UNKNOWN_COLOUR, *ADE20K_PALETTE) for c in colour])
+    return image
+
+
 def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tuple[int, str, tuple[int, int, int]]]:
     """``(id, name, colour)`` of ADE20k classes, e.g. for a legend beside a rendered mask.
 
@@ -222,18 +233,6 @@ def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tupl
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def open_mask_file(path: PathLike) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise StructureError(f"ADE20k mask file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as error:
-        raise StructureError(f"cannot read ADE20k mask {path} as an image ({error})") from None
 
 
 def _is_palette_rgb(rgb: np.ndarray) -> bool:
@@ -258,7 +257,7 @@ def load_ade20k_mask(structure: Any, input_format: InputFormat = "auto") -> np.n
     if input_format not in ("auto", "index", "palette"):
         raise ValueError(f"input_format must be 'auto', 'index' or 'palette', got {input_format!r}")
     if isinstance(structure, (str, os.PathLike)):
-        structure = open_mask_file(structure)
+        structure = open_structure_file(structure, "ADE20k mask")
     if isinstance(structure, torch.Tensor):
         structure = structure.detach().cpu().numpy()
     if isinstance(structure, Image.Image):
