@@ -10,7 +10,7 @@ subprocess, so peak memory (CUDA max allocated; CPU peak RSS) belongs to that ca
 
 Implementations: ``fast`` is pipeline_cocosnet as shipped (chunked candidate scoring,
 chunked dense attention, channels-last convolutions); ``naive`` is the same algorithm
-written directly (benchmarks/naive.py: per-candidate loop, full N×N attention, one
+written directly (pipeline_cocosnet/reference/naive.py: per-candidate loop, full N×N attention, one
 convolution per SPADE γ/β and GRU gate, NCHW).
 """
 
@@ -39,7 +39,7 @@ PUBLISHED = dict(label_channels=20, nef=32, ngf=64)
 
 def build(impl: str, device: str, dtype: torch.dtype, seed: int = 0):
     """Random-weight correspondence + translator in the published configuration."""
-    from benchmarks.naive import naive_copy, plain_layers
+    from pipeline_cocosnet.reference.naive import naive_copy, plain_layers
     from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
 
     torch.manual_seed(seed)
@@ -83,7 +83,7 @@ def run_once(correspondence, translator, inputs, sync) -> tuple[dict[str, float]
 
     features = correspondence.encode(label, exemplar, exemplar_label)
     mark("encoders")
-    warps, _ = correspondence.match(features, exemplar, callback=lambda level: mark(f"level{level}"))
+    warps, _ = correspondence.match(features, exemplar, callback=lambda level, warp: mark(f"level{level}"))
     image = translator(label, warps)
     mark("translator")
     times["total"] = last - start

@@ -31,7 +31,7 @@ from pipeline_cocosnet.app import PipelineStore, WeightsConfig, build_demo, env_
 from pipeline_cocosnet.app.inputs import editor_structure  # noqa: E402
 from pipeline_cocosnet.app.ui import DISPLAY_SIDE  # noqa: E402
 from pipeline_cocosnet.app.weights import DEMO_NOTE, parse_weights_args, read_config_file  # noqa: E402
-from pipeline_cocosnet.processing.labels import ADE20K_PALETTE  # noqa: E402
+from pipeline_cocosnet.processing.formats.ade20k import ADE20K_PALETTE  # noqa: E402
 
 from .conftest import tiny_models  # noqa: E402
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import os
 import subprocess
 import sys
@@ -33,6 +34,8 @@ FORBIDDEN = {
     "release": ["app", "training", "cli"],
     "training": ["app", "cli"],
     "app": ["training"],
+    "": ["reference"],  # the reference implementations are for tests and benchmarks only
+    "reference": ["processing", "pipeline", "app", "training"],
 }
 
 
@@ -168,9 +171,11 @@ def breaks(importer: str, target: str) -> bool:
     """Whether ``importer`` importing ``target`` breaks a FORBIDDEN rule of any part ``importer`` is in."""
     source, target = relative(importer), relative(target)
     for part, forbidden in FORBIDDEN.items():
-        if not under(source, part):
+        if part and not under(source, part):  # the part "" is every module
             continue
         for prefix in forbidden:
+            if prefix and under(source, prefix):  # a part may import itself
+                continue
             if prefix == "*" and not under(target, part):  # nothing outside its own part
                 return True
             if prefix == "" and target == "":  # the top-level package (it imports the pipeline and more)
@@ -194,6 +199,27 @@ def test_layering_rule_checker_flags_violations():
     assert breaks(f"{PACKAGE}.training.trainer", f"{PACKAGE}.app.ui")
     assert not breaks(f"{PACKAGE}.processing.encoders.pose", f"{PACKAGE}.processing.backends.pose_estimation")
     assert not breaks(f"{PACKAGE}.models.patchmatch", f"{PACKAGE}.models.matching")
+    assert breaks(f"{PACKAGE}.pipeline", f"{PACKAGE}.reference.naive")
+    assert breaks(f"{PACKAGE}.models.patchmatch", f"{PACKAGE}.reference.naive")
+    assert not breaks(f"{PACKAGE}.reference", f"{PACKAGE}.reference.naive")
+    assert not breaks(f"{PACKAGE}.reference.naive", f"{PACKAGE}.models.patchmatch")
+
+
+def test_comments_cite_sections_of_the_architecture_document_that_exist():
+    sections = set(re.findall(r"^#+ §([\d.]+) ", (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"), re.M))
+    assert {"1", "5", "7.1", "12"} <= sections
+    cited, stale = [], []
+    for folder in ("pipeline_cocosnet", "benchmarks", "tests", "experiments"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            for number in re.findall(r"docs/architecture\.md §([\d.]*\d)", text):
+                cited.append(number)
+                if number not in sections:
+                    stale.append(f"{path.relative_to(ROOT)}: §{number}")
+            if re.search(r"\bSPEC §", text):
+                stale.append(f"{path.relative_to(ROOT)}: cites SPEC, which is not in this repository")
+    assert len(cited) > 10
+    assert not stale, "citations of missing sections:\n" + "\n".join(stale)
 
 
 # modules that run a command when imported (`python -m …`)

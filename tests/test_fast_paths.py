@@ -1,6 +1,6 @@
 """The fast paths compute exactly what the straightforward ones do (float64).
 
-The straightforward reference (benchmarks/naive.py, also the benchmark's baseline) scores
+The straightforward reference (pipeline_cocosnet/reference/naive.py, also the benchmark's baseline) scores
 candidates one at a time over whole feature maps and builds the full N×N attention.
 """
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.naive import full_attention, naive_copy, per_candidate_scores, plain_layers
+from pipeline_cocosnet.reference.naive import full_attention, naive_copy, per_candidate_scores, plain_layers
 from pipeline_cocosnet.models.attention import dense_correspondence
 from pipeline_cocosnet.models.layers import normalize_channels
 from pipeline_cocosnet.models import patchmatch

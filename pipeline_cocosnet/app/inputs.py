@@ -14,9 +14,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..processing.base import StructureError
+from ..processing.errors import StructureError
+from ..processing.formats.ade20k import (
+    ADE20K_PALETTE,
+    is_palette_rgb,
+    load_ade20k_mask,
+    mask_to_indexed_palette,
+    mask_to_palette,
+)
 from ..processing.images import ImageError, ImageSizeError, image_file_size, open_image
-from ..processing.labels import ADE20K_PALETTE, _is_palette_rgb, load_ade20k_mask, mask_to_indexed_palette, mask_to_palette
 
 __all__ = ["MIN_SIDE", "MAX_SIDE", "check_upload_size", "index_mask_preview", "upload_path", "upload_paths", "read_image", "editor_structure", "snap_to_palette"]
 
@@ -110,7 +116,7 @@ def index_mask_preview(image: Image.Image | np.ndarray, *, rgb: bool = False) ->
         array = np.asarray(image)
     if array.ndim == 3:
         colour = array[..., :3]
-        if _is_palette_rgb(colour):
+        if is_palette_rgb(colour):
             return None
         array = colour[..., 0]
     try:

@@ -22,11 +22,11 @@ import numpy as np
 from PIL import Image
 
 from ..pipeline import CoCosNetPipeline
-from ..processing.base import StructureError
-from ..processing.edges import EdgeEncoder, PhotoEdges
-from ..processing.face import FaceAlignmentWarning
+from ..processing.backends.face import FaceAlignmentWarning
+from ..processing.encoders.edges import PhotoEdges
+from ..processing.errors import StructureError
+from ..processing.formats.ade20k import ADE20K_CLASSES, ADE20K_PALETTE
 from ..processing.images import ImageError
-from ..processing.labels import ADE20K_CLASSES, ADE20K_PALETTE
 from .examples import TabExamples, default_examples_dir, load_examples
 from .inputs import check_upload_size, editor_structure, index_mask_preview, read_image, upload_paths
 from .weights import TASKS, PipelineStore, WeightsConfig, WeightsUnavailable
@@ -138,17 +138,17 @@ class _Tab:
         self._lock = threading.Lock()
 
     def pipe(self, align_faces: bool = False) -> CoCosNetPipeline:
-        """The tab's pipeline; for edge models with ``align_faces`` a view sharing its weights with a face-aligning encoder."""
+        """The tab's pipeline; with ``align_faces``, the same components (shared, diffusers' ``from_pipe``)
+        with the tab encoder's options plus face alignment. Kept per pipeline, so concurrent requests with
+        and without alignment never change each other's encoder."""
         pipe = self.store.get(self.task)
         if not align_faces:
             return pipe
         with self._lock:
             key = id(pipe)
             if key not in self._views:
-                config = {k: pipe.config[k] for k in ("task", "resolution", "license", "origin")}
-                view = CoCosNetPipeline(correspondence=pipe.correspondence, translator=pipe.translator, **config)
-                view.structure_encoder = EdgeEncoder(pipe.label_channels, align_faces=True)
-                self._views[key] = view
+                options = {**pipe.structure_encoder.get_config(), "align_faces": True}
+                self._views[key] = CoCosNetPipeline.from_pipe(pipe, structure_encoder=options)
             return self._views[key]
 
 

@@ -1,6 +1,6 @@
 """Building blocks shared by the correspondence and translation networks.
 
-Everything here follows SPEC §2–§3: SPADE with *positional* normalisation, the
+Everything here follows docs/architecture.md §2–§3: SPADE with *positional* normalisation, the
 SPADE residual block, the reflect-padded residual block with one shared PReLU,
 and the spectrally normalised convolution (stored folded at inference).
 """

@@ -55,6 +55,7 @@ __all__ = [
     "ADE20K_PALETTE",
     "INDEX_MODES",
     "check_indices",
+    "is_palette_rgb",
     "class_legend",
     "looks_like_photo",
     "resize_mask_nearest",
@@ -235,7 +236,7 @@ def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tupl
 # --------------------------------------------------------------------------- inputs
 
 
-def _is_palette_rgb(rgb: np.ndarray) -> bool:
+def is_palette_rgb(rgb: np.ndarray) -> bool:
     """The ``"auto"`` rule for 3-channel inputs (see the module docstring)."""
     grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
     return not grey or set(np.unique(rgb[..., 0]).tolist()) <= _PALETTE_GREYS
@@ -274,7 +275,7 @@ def load_ade20k_mask(structure: Any, input_format: InputFormat = "auto") -> np.n
     array = structure[..., 0] if structure.ndim == 3 and structure.shape[2] == 1 else structure
     if array.ndim == 3 and array.shape[2] in (3, 4):
         rgb = array[..., :3]
-        if input_format == "palette" or (input_format == "auto" and _is_palette_rgb(rgb)):
+        if input_format == "palette" or (input_format == "auto" and is_palette_rgb(rgb)):
             if rgb.dtype != np.uint8:
                 raise StructureError(f"ADE20k palette image must be uint8 RGB, got dtype {rgb.dtype}")
             return palette_to_mask(rgb)
