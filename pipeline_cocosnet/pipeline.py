@@ -7,6 +7,7 @@ what a call returns in ``pipeline_output.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from diffusers.utils import replace_example_docstring
 from huggingface_hub import create_repo, upload_folder
 
 from .demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX, demo_model_path
+from .hub import check_local_weights, hub_errors
 from .model_card import write_model_card
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
 from .models.attention import best_correlation
@@ -30,7 +32,7 @@ from .processing.backends import BackendMissingError, ModelUnavailableError
 from .processing.encoders import ENCODERS, StructureEncoder, get_encoder
 from .processing.errors import StructureError
 from .processing.image_processor import OUTPUT_TYPES, CoCosNetImageProcessor
-from .processing.images import open_image
+from .processing.images import image_file_size
 
 __all__ = [
     "CoCosNetPipeline",
@@ -157,6 +159,10 @@ class CoCosNetPipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
         """``DiffusionPipeline.from_pretrained``, plus the name ``"demo"`` (:data:`DEMO_MODEL`).
 
+        A local path that does not exist raises ``FileNotFoundError("no such folder: …")``; a
+        Hub id that cannot be fetched raises :class:`~pipeline_cocosnet.hub.HubError` (an
+        ``OSError``) in one line naming the id and how to fill the cache.
+
         ``"demo"`` loads the embedded demo pipeline (:func:`demo_model_path`; stored in fp16,
         loaded in float32 unless ``dtype`` (or ``torch_dtype``) says otherwise; runs on CPU).
         """
@@ -166,8 +172,13 @@ class CoCosNetPipeline(DiffusionPipeline):
                 raise FileNotFoundError(f"the demo model is missing from this installation (expected {folder})")
             if "torch_dtype" not in kwargs and "dtype" not in kwargs:
                 kwargs["dtype"] = torch.float32
-            pretrained_model_name_or_path = str(folder)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            return super().from_pretrained(str(folder), **kwargs)
+        name = str(pretrained_model_name_or_path)
+        check_local_weights(name)  # "no such folder: …" (docs: README, weights)
+        if Path(name).expanduser().is_dir():
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        with hub_errors(name, "load"), _quiet_diffusers():  # one-line errors instead of "check the stacktrace above"
+            return super().from_pretrained(name, **kwargs)
 
     @classmethod
     def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs):
@@ -222,15 +233,20 @@ class CoCosNetPipeline(DiffusionPipeline):
         token: str | None = None,
         create_pr: bool = False,
     ) -> str:
-        """Create the Hub repo if needed and upload ``folder`` as it is; returns the repo id."""
-        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        upload_folder(
-            repo_id=repo_id,
-            folder_path=str(folder),
-            commit_message=commit_message or "Upload CoCosNet v2 pipeline",
-            token=token,
-            create_pr=create_pr,
-        )
+        """Create the Hub repo if needed and upload ``folder`` as it is; returns the repo id.
+
+        Hub failures raise :class:`~pipeline_cocosnet.hub.HubError` in one line naming the repo.
+        """
+        with hub_errors(repo_id, "push"):
+            repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with hub_errors(repo_id, "push"):
+            upload_folder(
+                repo_id=repo_id,
+                folder_path=str(folder),
+                commit_message=commit_message or "Upload CoCosNet v2 pipeline",
+                token=token,
+                create_pr=create_pr,
+            )
         return repo_id
 
     # ------------------------------------------------------------------ inputs
@@ -548,10 +564,24 @@ class CoCosNetPipeline(DiffusionPipeline):
         return [self.image_processor.postprocess(image[None], output_type, s)[0] for image, s in zip(images, sizes)]
 
 
+@contextlib.contextmanager
+def _quiet_diffusers():
+    """diffusers' own "Couldn't connect to the Hub" log lines off while a Hub id loads (its error says it all)."""
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(level)
+
+
 def _input_size(structure: Any) -> tuple[int, int] | None:
     """(H, W) of an image-like structure input, else None."""
     if isinstance(structure, (str, os.PathLike)) and Path(structure).suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"}:
-        structure = open_image(structure)
+        width, height = image_file_size(structure, "structure")
+        return height, width
     if isinstance(structure, PIL.Image.Image):
         return structure.height, structure.width
     if isinstance(structure, (np.ndarray, torch.Tensor)) and structure.ndim >= 2:

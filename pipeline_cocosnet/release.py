@@ -433,12 +433,15 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool | None
     """Upload a converted pipeline folder (every variant, the model card; not the cache stamp) to a Hub model repo."""
     from huggingface_hub import create_repo, upload_folder
 
-    repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-    upload_folder(
-        repo_id=repo_id,
-        folder_path=str(folder),
-        ignore_patterns=[STAMP],
-        commit_message=commit_message or "Upload CoCosNet v2 pipeline converted from the published release",
-        token=token,
-    )
+    from .hub import hub_errors
+
+    with hub_errors(repo_id, "push"):  # one line (CLI: exit 2) when the Hub cannot be reached
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            ignore_patterns=[STAMP],
+            commit_message=commit_message or "Upload CoCosNet v2 pipeline converted from the published release",
+            token=token,
+        )
     return repo_id

@@ -29,6 +29,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from pipeline_cocosnet import CoCosNetPipeline  # noqa: E402
 from pipeline_cocosnet.app import PipelineStore, WeightsConfig, build_demo, env_var  # noqa: E402
 from pipeline_cocosnet.app.inputs import editor_structure  # noqa: E402
+from pipeline_cocosnet.app.ui import DISPLAY_SIDE  # noqa: E402
 from pipeline_cocosnet.app.weights import DEMO_NOTE, parse_weights_args, read_config_file  # noqa: E402
 from pipeline_cocosnet.processing.formats.ade20k import ADE20K_PALETTE  # noqa: E402
 
@@ -135,7 +136,7 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
     store = PipelineStore(WeightsConfig.resolve({"edge-to-face": str(tmp_path / "nowhere")}, environ={}, demo_default=False))
     with pytest.raises(RuntimeError, match="cocosnet convert --corr latest_net_Corr.pth"):
         store.get("pose-to-body")
-    with pytest.raises(RuntimeError, match="does not exist.*train_metfaces"):
+    with pytest.raises(RuntimeError, match="no such folder: .*nowhere.*train_metfaces"):
         store.get("edge-to-face")
 
 
@@ -169,16 +170,20 @@ def test_every_tab_answers_with_images_of_the_model_size(server, client, scene):
         ),
         "/pose_to_body": (
             [handle_file(str(pose / "standing.json"))],
-            None,
             handle_file(str(pose / "mannequin_waving.png")),
+            None,
             [handle_file(str(pose / "waving.json"))],
         ),
         "/oil_portrait": (handle_file(str(photos / "grace_hopper.jpg")), handle_file(str(photos / "morisot_self_portrait_1885.jpg"))),
     }
     for api_name, args in calls.items():
-        result, warps, structure_view, exemplar_view = client.predict(*args, api_name=api_name)
+        result, warps, structure_view, exemplar_view, download = client.predict(*args, api_name=api_name)
         height, width = store.get(api_name[1:].replace("_", "-")).config.resolution
-        assert _size(result) == (width, height), api_name
+        assert _size(download) == (width, height), api_name  # the download: the true resolution
+        factor = _size(result)[0] // width  # the display copy: enlarged by a whole factor to DISPLAY_SIDE
+        assert _size(result) == (width * factor, height * factor) and max(_size(result)) >= DISPLAY_SIDE, api_name
+        with Image.open(result) as shown, Image.open(download) as true:
+            assert np.array_equal(np.asarray(shown.convert("RGB"))[::factor, ::factor], np.asarray(true.convert("RGB")))
         assert [_size(w["image"]) for w in warps] == [(width >> k, height >> k) for k in (3, 2, 1, 0)], api_name
         assert _size(structure_view) == _size(exemplar_view) == (width, height), api_name
     rendered = np.asarray(Image.open(structure_view))
@@ -197,7 +202,7 @@ def test_bad_uploads_get_clear_errors_and_the_app_keeps_serving(server, client, 
     for (api_name, *args), message in cases:
         with pytest.raises(gradio_client.exceptions.AppError, match=message):
             client.predict(*args, api_name=api_name)
-    result = client.predict(_editor(scene["mask"]), exemplar, handle_file(str(scene["mask"])), api_name="/mask_to_image")[0]
+    result = client.predict(_editor(scene["mask"]), exemplar, handle_file(str(scene["mask"])), api_name="/mask_to_image")[4]
     assert _size(result)[::-1] == tuple(server[1].get("mask-to-image").config.resolution)
 
 
@@ -211,7 +216,7 @@ def test_suggest_exemplar_ranks_the_gallery(client):
 def test_tab_without_weights_explains_and_others_keep_working(server, client, scene):
     _, store = server
     pose = EXAMPLES / "pose-to-body"
-    args = ([handle_file(str(pose / "walking.json"))], None, handle_file(str(pose / "mannequin_standing.png")), None)
+    args = ([handle_file(str(pose / "walking.json"))], handle_file(str(pose / "mannequin_standing.png")), None, None)
     source = store.config.sources.pop("pose-to-body")
     try:
         with pytest.raises(gradio_client.exceptions.AppError, match="no weights configured.*cocosnet convert"):
@@ -291,7 +296,8 @@ def test_browser_switches_tabs_and_translates_an_example(server, tmp_path):
                 "() => { const i = document.querySelector('#pose-to-body-result img'); return i && i.complete && i.naturalWidth > 0; }",
                 timeout=30_000,
             )
-            assert result.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [SIZE, SIZE]
+            factor = -(-DISPLAY_SIDE // SIZE)  # shown enlarged by a whole factor
+            assert result.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [SIZE * factor, SIZE * factor]
             assert page.locator("#pose-to-body-warps img").count() == 4
             page.screenshot(path=str(tmp_path / "pose_result.png"), full_page=True)
             # mask-to-image: an example loads into the mask editor and translates
@@ -309,9 +315,11 @@ def test_browser_switches_tabs_and_translates_an_example(server, tmp_path):
         finally:
             browser.close()
     assert len(list(tmp_path.glob("*.png"))) == 6
-    result = np.asarray(Image.open(urllib.request.urlopen(urllib.parse.urljoin(url, source))).convert("RGB"), np.float64)
     resolution = tuple(store.get("mask-to-image").config.resolution)
-    assert result.shape[:2] == resolution
+    shown = Image.open(urllib.request.urlopen(urllib.parse.urljoin(url, source))).convert("RGB")
+    factor = shown.width // resolution[1]
+    assert shown.size == (resolution[1] * factor, resolution[0] * factor)
+    result = np.asarray(shown, np.float64)[::factor, ::factor]  # the display copy is a whole-factor enlargement
     if store.config.sources["mask-to-image"] == "demo":  # trained weights: the result follows the mask
         with Image.open(EXAMPLES / "mask-to-image" / rows[0]["structure"]) as mask_file:
             mask = np.asarray(mask_file.resize(resolution[::-1], Image.NEAREST))

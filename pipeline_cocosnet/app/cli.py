@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--queue-size", type=int, default=32, help="requests that may wait in the queue (default: 32)")
     parser.add_argument("--examples", type=Path, default=None, help="examples folder (default: the checkout's examples/)")
+    parser.add_argument(
+        "--mcp", action="store_true",
+        help="also serve the four Translate endpoints as MCP tools (Gradio's MCP server, at /gradio_api/mcp/; "
+        "needs the mcp extra: pip install 'pipeline_cocosnet[mcp]')",
+    )
     parser.add_argument("--no-demo-weights", action="store_true", help="do not fall back to the demo weights for mask-to-image")
     return parser
 
@@ -55,9 +60,19 @@ def main(argv: list[str] | None = None) -> None:
         weights = parse_weights_args(args.weights)
     except ValueError as error:
         parser.error(str(error))
+    if args.mcp:
+        try:
+            import mcp  # noqa: F401 - Gradio's MCP server needs it
+        except ImportError:
+            parser.error("--mcp needs the mcp package: pip install 'pipeline_cocosnet[mcp]' (or 'gradio[mcp]')")
+    import logging
+
     import torch
 
     from .ui import build_demo
+
+    # user errors are logged as one line each by pipeline_cocosnet.app.ui (tracebacks only for unexpected exceptions)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .weights import PipelineStore
 
     config = WeightsConfig.resolve(weights, file_config.get("weights"), demo_default=not args.no_demo_weights)
@@ -79,4 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {task:14s} {config.sources.get(task, '(no weights configured)')}", file=sys.stderr)
     demo.queue(default_concurrency_limit=concurrency, max_size=args.queue_size)
     allowed = [str(examples.resolve())] if examples is not None else []
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="25mb", allowed_paths=allowed)
+    demo.launch(
+        server_name=args.host, server_port=args.port, share=args.share, max_file_size="25mb", allowed_paths=allowed,
+        mcp_server=args.mcp,
+    )

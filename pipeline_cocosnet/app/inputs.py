@@ -15,10 +15,16 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..processing.errors import StructureError
-from ..processing.images import ImageError, open_image
-from ..processing.formats.ade20k import ADE20K_PALETTE, load_ade20k_mask
+from ..processing.formats.ade20k import (
+    ADE20K_PALETTE,
+    is_palette_rgb,
+    load_ade20k_mask,
+    mask_to_indexed_palette,
+    mask_to_palette,
+)
+from ..processing.images import ImageError, ImageSizeError, image_file_size, open_image
 
-__all__ = ["MIN_SIDE", "MAX_SIDE", "upload_path", "upload_paths", "read_image", "editor_structure", "snap_to_palette"]
+__all__ = ["MIN_SIDE", "MAX_SIDE", "check_upload_size", "index_mask_preview", "upload_path", "upload_paths", "read_image", "editor_structure", "snap_to_palette"]
 
 #: accepted upload sides in pixels (smaller cannot hold a structure, larger only costs memory)
 MIN_SIDE = 16
@@ -62,6 +68,66 @@ def check_size(image: Image.Image, what: str) -> Image.Image:
     return image
 
 
+def check_upload_size(payload: Any, what: str) -> None:
+    """Check the header of every file in an upload payload (a FileData, an ImageEditor value, …) before anything decodes it.
+
+    Raises ``gr.Error`` naming the size and the limit for a file over :data:`MAX_SIDE`;
+    unreadable files are left to the reader, which names them.
+    """
+    if isinstance(payload, dict):
+        if isinstance(payload.get("path"), str):
+            try:
+                image_file_size(payload["path"], what, max_side=MAX_SIDE, max_pixels=MAX_SIDE * MAX_SIDE)
+            except ImageSizeError as error:
+                raise gr.Error(f"{error}; make it smaller and upload it again") from None
+            except ImageError:
+                pass
+        for value in payload.values():
+            if isinstance(value, (dict, list)):
+                check_upload_size(value, what)
+    elif isinstance(payload, list):
+        for item in payload:
+            check_upload_size(item, what)
+
+
+#: ADE20k's skyscraper, drawn in road's colour by the palette: masks holding it are not recoloured as RGB
+_SKYSCRAPER = 49
+
+
+def index_mask_preview(image: Image.Image | np.ndarray, *, rgb: bool = False) -> Image.Image | np.ndarray | None:
+    """An index mask (grey: class ids as grey levels, near black on screen) in the ADE20k colours, or ``None``
+    when ``image`` is no index mask (a palette mask or a photo, already colourful).
+
+    Returns a ``P``-mode image holding the same class ids (lossless), or with ``rgb`` an H×W×3 uint8 palette
+    picture — ``None`` then also for masks with skyscrapers (49), which the palette draws in road's colour.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode == "P":
+            palette = np.asarray(image.getpalette() or [], dtype=np.int32).reshape(-1, 3)
+            if not ((palette[:, 0] == palette[:, 1]).all() and (palette[:, 1] == palette[:, 2]).all()):
+                return None  # a coloured palette PNG: shown as it is
+            values = np.asarray(image)
+            array = palette[values, 0].astype(np.uint8) if len(palette) else values
+        elif image.mode in ("L", "I", "I;16"):
+            array = np.asarray(image)
+        else:
+            array = np.asarray(image.convert("RGB"))
+    else:
+        array = np.asarray(image)
+    if array.ndim == 3:
+        colour = array[..., :3]
+        if is_palette_rgb(colour):
+            return None
+        array = colour[..., 0]
+    try:
+        mask = load_ade20k_mask(array)
+    except StructureError:
+        return None
+    if rgb:
+        return None if (mask == _SKYSCRAPER).any() else np.asarray(mask_to_palette(mask))
+    return mask_to_indexed_palette(mask)
+
+
 def read_image(payload: Any, what: str, *, required: bool = True, photo: bool = True) -> Image.Image | None:
     """Open an uploaded image; ``photo`` applies the EXIF orientation and converts to RGB (masks keep their mode)."""
     path = upload_path(payload)
@@ -70,7 +136,9 @@ def read_image(payload: Any, what: str, *, required: bool = True, photo: bool = 
             raise gr.Error(f"{what}: nothing uploaded")
         return None
     try:
-        image = open_image(path, what)
+        image = open_image(path, what, max_side=MAX_SIDE, max_pixels=MAX_SIDE * MAX_SIDE)
+    except ImageSizeError as error:
+        raise gr.Error(f"{error}; make it smaller and upload it again") from None
     except ImageError:
         name = payload.get("orig_name") if isinstance(payload, dict) else None
         raise gr.Error(f"{what}: cannot read the upload{f' {name!r}' if name else ''} as an image; is the file corrupt or not an image?") from None

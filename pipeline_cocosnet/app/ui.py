@@ -8,6 +8,9 @@ endpoints (``/mask_to_image``, ``/edge_to_face``, ``/pose_to_body``, ``/oil_port
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -19,16 +22,22 @@ import numpy as np
 from PIL import Image
 
 from ..pipeline import CoCosNetPipeline
-from ..processing.errors import StructureError
-from ..processing.encoders.edges import PhotoEdges
 from ..processing.backends.face import FaceAlignmentWarning
-from ..processing.images import ImageError
+from ..processing.encoders.edges import PhotoEdges
+from ..processing.errors import StructureError
 from ..processing.formats.ade20k import ADE20K_CLASSES, ADE20K_PALETTE
+from ..processing.images import ImageError
 from .examples import TabExamples, default_examples_dir, load_examples
-from .inputs import editor_structure, read_image, upload_paths
+from .inputs import check_upload_size, editor_structure, index_mask_preview, read_image, upload_paths
 from .weights import TASKS, PipelineStore, WeightsConfig, WeightsUnavailable
 
-__all__ = ["build_demo", "API_NAMES", "BRUSH_CLASSES"]
+__all__ = ["build_demo", "API_NAMES", "BRUSH_CLASSES", "DISPLAY_SIDE"]
+
+_log = logging.getLogger(__name__)
+
+#: results smaller than this (longest side, pixels) are enlarged (nearest neighbour, whole factors) for display;
+#: the download keeps the true resolution
+DISPLAY_SIDE = 512
 
 #: tab → API endpoint name (``/mask_to_image`` …)
 API_NAMES = {task: task.replace("-", "_") for task in TASKS}
@@ -89,19 +98,29 @@ def _gpu(fn: Callable) -> Callable:
     return gpu(fn) if callable(gpu) else fn
 
 
+def _user_error(error: gr.Error, task: str) -> gr.Error:
+    """Log a user's mistake as one line (no traceback; those are for unexpected exceptions) and return it."""
+    error.print_exception = False
+    _log.warning("%s: user error: %s", task, " ".join(str(error.message).split()))
+    return error
+
+
 @contextlib.contextmanager
 def _user_errors(task: str) -> Iterator[None]:
-    """Input problems → ``gr.Error`` naming them; face-alignment fallbacks → ``gr.Warning``."""
+    """Input problems → ``gr.Error`` naming them, logged in one line; face-alignment fallbacks → ``gr.Warning``.
+
+    Anything else propagates: Gradio logs its traceback and shows a generic error.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FaceAlignmentWarning)
         try:
             yield
-        except gr.Error:
-            raise
+        except gr.Error as error:
+            raise _user_error(error, task) from None
         except WeightsUnavailable as error:
-            raise gr.Error(str(error), title="Weights missing") from None
+            raise _user_error(gr.Error(str(error), title="Weights missing", duration=None), task) from None
         except (StructureError, ImageError, OSError, ImportError, ValueError) as error:
-            raise gr.Error(f"{task}: {error}") from None
+            raise _user_error(gr.Error(f"{task}: {error}"), task) from None
         finally:
             for warning in caught:
                 if issubclass(warning.category, FaceAlignmentWarning):
@@ -171,9 +190,22 @@ def _keypoints_upload(payload: Any, what: str) -> Any:
     )
 
 
+def display_copy(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
+    """``image`` enlarged by a whole factor (nearest neighbour: every pixel stays as computed) until its longest
+    side reaches ``side``; images that large already are returned unchanged."""
+    factor = math.ceil(side / max(image.size))
+    return image if factor <= 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
 def _outputs(output: Any, structure_view: Image.Image, exemplar_view: Image.Image | None):
+    """The endpoints' five outputs: the result enlarged for display, the warps, the two structure views and
+    the result at its true resolution as a PNG file (the download)."""
+    result = output.images[0]
     warps = [(level[0], f"warped exemplar {level[0].width}×{level[0].height}") for level in output.warps]
-    return output.images[0], warps, structure_view, exemplar_view
+    handle, path = tempfile.mkstemp(prefix="cocosnet-result-", suffix=".png")
+    with open(handle, "wb") as file:
+        result.save(file, format="PNG")
+    return display_copy(result), warps, structure_view, exemplar_view, path
 
 
 def build_demo(
@@ -251,7 +283,17 @@ def build_demo(
 
     # ------------------------------------------------------------------ handlers (API endpoints)
 
-    def mask_to_image(structure, exemplar, exemplar_mask, progress=gr.Progress(track_tqdm=True)):
+    def mask_to_image(structure, exemplar, exemplar_mask=None, progress=gr.Progress(track_tqdm=True)):
+        """Mask-to-image: an image with the layout of an ADE20k segmentation mask and the appearance of an exemplar photo.
+
+        Args:
+            structure: the ImageEditor value whose background is the ADE20k mask (index PNG with values 0-150, or a palette PNG) or a photo to segment.
+            exemplar: the exemplar photo whose colours and textures are used.
+            exemplar_mask: the exemplar's ADE20k mask (same shape as the photo); extracted from the photo when omitted and a segmenter is installed.
+
+        Returns:
+            The result enlarged for display, the exemplar warped at each correspondence level, the structure and the exemplar structure as the model reads them, and the result at its true resolution (PNG).
+        """
         with _user_errors("mask-to-image"):
             pipe = tabs["mask-to-image"].pipe()
             structure, structure_view = mask_structure(pipe, structure)
@@ -260,6 +302,16 @@ def build_demo(
             return _outputs(output, structure_view, exemplar_view)
 
     def edge_to_face(structure, exemplar, align_faces=False, progress=gr.Progress(track_tqdm=True)):
+        """Edge-to-face: a portrait with the lines of an edge map (or of a face photo's edges) and the appearance of an exemplar portrait.
+
+        Args:
+            structure: an edge map (white lines on black, or black on white) or a face photo whose edges are extracted.
+            exemplar: the exemplar portrait; its edges are extracted automatically.
+            align_faces: crop and align faces (dlib, FFHQ/MetFaces style) in photos and the exemplar first.
+
+        Returns:
+            The result enlarged for display, the exemplar warped at each correspondence level, the structure and the exemplar structure as the model reads them, and the result at its true resolution (PNG).
+        """
         with _user_errors("edge-to-face"):
             pipe = tabs["edge-to-face"].pipe(bool(align_faces))
             structure, structure_view = edge_structure(pipe, structure)
@@ -267,7 +319,18 @@ def build_demo(
             output = generate("edge-to-face", bool(align_faces), structure, exemplar, exemplar_edges)
             return _outputs(output, structure_view, exemplar_view)
 
-    def pose_to_body(pose_file, pose_photo, exemplar, exemplar_pose_file, progress=gr.Progress(track_tqdm=True)):
+    def pose_to_body(pose_file, exemplar, pose_photo=None, exemplar_pose_file=None, progress=gr.Progress(track_tqdm=True)):
+        """Pose-to-body: a photo of the exemplar's person and clothes in another pose (DeepFashionHD).
+
+        Args:
+            pose_file: the target pose: one OpenPose .json file (18 or 25 keypoints on the 1024x1024 canvas) or a DeepFashionHD NAME_candidate.txt + NAME_subset.txt pair; may be empty when pose_photo is given.
+            exemplar: the exemplar photo of a person.
+            pose_photo: a photo of a person whose pose is extracted (needs a pose backend); used when pose_file is empty.
+            exemplar_pose_file: the exemplar's keypoints (.json or candidate + subset); extracted from the exemplar photo when omitted.
+
+        Returns:
+            The result enlarged for display, the exemplar warped at each correspondence level, the pose and the exemplar pose as the model reads them, and the result at its true resolution (PNG).
+        """
         with _user_errors("pose-to-body"):
             pipe = tabs["pose-to-body"].pipe()
             structure, structure_view = pose_structure(pipe, pose_file, pose_photo)
@@ -276,6 +339,15 @@ def build_demo(
             return _outputs(output, structure_view, exemplar_view)
 
     def oil_portrait(photo, exemplar, progress=gr.Progress(track_tqdm=True)):
+        """Oil portrait: a photo of a person painted in the style of a portrait: its face is aligned, its edges extracted and the edge-to-face model paints them.
+
+        Args:
+            photo: a photo of a person (one face).
+            exemplar: the portrait whose style is used.
+
+        Returns:
+            The result enlarged for display, the exemplar warped at each correspondence level, the edges of the photo and of the portrait as the model reads them, and the result at its true resolution (PNG).
+        """
         with _user_errors("oil-portrait"):
             pipe = tabs["oil-portrait"].pipe(align_faces=True)
             image = read_image(photo, "photo")
@@ -334,6 +406,7 @@ def build_demo(
         """Gradio's own preprocessing of ``payload`` (the events skip it), with a clear error for unreadable uploads."""
         if payload is None:
             return None
+        check_upload_size(payload, what)  # from the headers, before Gradio decodes anything
         try:
             return component.preprocess(component.data_model.model_validate(payload))
         except gr.Error:
@@ -343,7 +416,10 @@ def build_demo(
 
     def result_column(task: str):
         with gr.Column():
-            result = gr.Image(label="Result", type="pil", format="png", interactive=False, elem_id=f"{task}-result")
+            result = gr.Image(
+                label=f"Result (enlarged to at least {DISPLAY_SIDE} px for display; the download below has the true size)",
+                type="pil", format="png", interactive=False, buttons=["fullscreen"], elem_id=f"{task}-result",
+            )
             warps = gr.Gallery(
                 label="Warped exemplar per level (what the correspondence found)", columns=4, height=240,
                 object_fit="contain", format="png", interactive=False, elem_id=f"{task}-warps",
@@ -351,7 +427,8 @@ def build_demo(
             with gr.Row():
                 structure_view = gr.Image(label="Structure as the model reads it", type="pil", format="png", interactive=False)
                 exemplar_view = gr.Image(label="Exemplar structure", type="pil", format="png", interactive=False)
-        return [result, warps, structure_view, exemplar_view]
+            download = gr.File(label="Result at its true resolution (PNG)", interactive=False, elem_id=f"{task}-download")
+        return [result, warps, structure_view, exemplar_view, download]
 
     def exemplar_gallery(task: str, targets: list[gr.components.Component]):
         """The tab's exemplar gallery (click to use one), and the Suggest button + its ranking text."""
@@ -360,7 +437,7 @@ def build_demo(
             return None, None
         gallery = gr.Gallery(
             value=[(g["exemplar"], g.get("label") or Path(g["exemplar"]).stem) for g in entries],
-            label="Exemplar gallery (click to use)", columns=4, height=180, allow_preview=False,
+            label="Exemplar gallery (click to use)", columns=4, height=180, allow_preview=False, object_fit="contain",
             interactive=False, elem_id=f"{task}-gallery",
         )
 
@@ -388,6 +465,44 @@ def build_demo(
         gr.Markdown(DESCRIPTIONS[task])
         note = config.describe(task)
         gr.Markdown(note, elem_id=f"{task}-weights")
+
+    def translate_button(task: str) -> gr.Button:
+        """Translate, disabled with a permanent explanation beside it when the tab's weights cannot be had
+        (the endpoint still answers, with the same explanation)."""
+        problem = store.missing(task)
+        with gr.Row(equal_height=True):
+            button = gr.Button("Translate", variant="primary", interactive=problem is None, scale=1, elem_id=f"{task}-translate")
+            if problem is not None:
+                gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing", scale=4)
+        return button
+
+    def colour_editor_upload(payload):
+        """An uploaded grey index mask shown in the ADE20k colours (the same classes; masks with skyscrapers,
+        which share road's colour, stay grey)."""
+        if not isinstance(payload, dict) or not payload.get("background"):
+            return gr.skip()
+        with _user_errors("mask-to-image"):
+            value = _decode(editor, payload, "structure")
+        background = None if value is None else value.get("background")
+        coloured = None if background is None else index_mask_preview(np.asarray(background), rgb=True)
+        if coloured is None:
+            return gr.skip()
+        return {"background": coloured, "layers": [], "composite": coloured}
+
+    def colour_mask_upload(payload):
+        """An uploaded index mask replaced by the same mask as a palette PNG (class ids kept, ADE20k colours)."""
+        path = payload.get("path") if isinstance(payload, dict) else payload
+        if not path:
+            return gr.skip()
+        with _user_errors("mask-to-image"):
+            image = read_image(payload, "exemplar mask", photo=False)
+        preview = index_mask_preview(image)
+        if preview is None:
+            return gr.skip()
+        handle, out = tempfile.mkstemp(prefix="cocosnet-mask-", suffix=".png")
+        with open(handle, "wb") as file:
+            preview.save(file, format="PNG")
+        return out
 
     image_upload = dict(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280)
     translate_kwargs = dict(preprocess=False, show_progress="full")
@@ -418,12 +533,14 @@ def build_demo(
                         exemplar = gr.Image(label="Exemplar photo", elem_id="mask-to-image-exemplar", **image_upload)
                         exemplar_mask = gr.Image(
                             label="Exemplar mask (index or palette PNG; extracted from the photo when empty and a segmenter is installed)",
-                            format="png", **image_upload,
+                            format="png", elem_id="mask-to-image-exemplar-mask", **image_upload,
                         )
                         suggest_button, ranking = exemplar_gallery("mask-to-image", [exemplar, exemplar_mask])
-                run = gr.Button("Translate", variant="primary", elem_id="mask-to-image-translate")
+                run = translate_button("mask-to-image")
                 outputs = result_column("mask-to-image")
                 run.click(mask_to_image, [editor, exemplar, exemplar_mask], outputs, api_name=API_NAMES["mask-to-image"], **translate_kwargs)
+                editor.upload(colour_editor_upload, editor, editor, preprocess=False, api_visibility="private", show_progress="hidden")
+                exemplar_mask.upload(colour_mask_upload, exemplar_mask, exemplar_mask, preprocess=False, api_visibility="private", show_progress="hidden")
                 if suggest_button is not None:
                     suggest_button.click(suggest_mask, [editor], [exemplar, exemplar_mask, ranking], preprocess=False, api_visibility="undocumented")
                 add_examples("mask-to-image", [editor, exemplar, exemplar_mask], ["structure", "exemplar", "exemplar_structure"])
@@ -440,7 +557,7 @@ def build_demo(
                     with gr.Column():
                         edge_exemplar_image = gr.Image(label="Exemplar portrait", elem_id="edge-to-face-exemplar", **image_upload)
                         suggest_button, ranking = exemplar_gallery("edge-to-face", [edge_exemplar_image])
-                run = gr.Button("Translate", variant="primary", elem_id="edge-to-face-translate")
+                run = translate_button("edge-to-face")
                 outputs = result_column("edge-to-face")
                 run.click(edge_to_face, [edges, edge_exemplar_image, align], outputs, api_name=API_NAMES["edge-to-face"], **translate_kwargs)
                 if suggest_button is not None:
@@ -464,10 +581,10 @@ def build_demo(
                             file_count="multiple", file_types=[".json", ".txt"],
                         )
                         suggest_button, ranking = exemplar_gallery("pose-to-body", [pose_exemplar_image, exemplar_pose])
-                run = gr.Button("Translate", variant="primary", elem_id="pose-to-body-translate")
+                run = translate_button("pose-to-body")
                 outputs = result_column("pose-to-body")
                 run.click(
-                    pose_to_body, [pose_file, pose_photo, pose_exemplar_image, exemplar_pose], outputs,
+                    pose_to_body, [pose_file, pose_exemplar_image, pose_photo, exemplar_pose], outputs,
                     api_name=API_NAMES["pose-to-body"], **translate_kwargs,
                 )
                 if suggest_button is not None:
@@ -486,7 +603,7 @@ def build_demo(
                     with gr.Column():
                         portrait = gr.Image(label="Portrait exemplar", elem_id="oil-portrait-exemplar", **image_upload)
                         suggest_button, ranking = exemplar_gallery("oil-portrait", [portrait])
-                run = gr.Button("Translate", variant="primary", elem_id="oil-portrait-translate")
+                run = translate_button("oil-portrait")
                 outputs = result_column("oil-portrait")
                 run.click(oil_portrait, [photo, portrait], outputs, api_name=API_NAMES["oil-portrait"], **translate_kwargs)
                 if suggest_button is not None:

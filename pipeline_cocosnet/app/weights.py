@@ -14,7 +14,6 @@ A value is a pipeline folder, a Hub repo id, ``release:NAME`` (the published rel
 from __future__ import annotations
 
 import os
-import re
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
@@ -46,8 +45,6 @@ MODEL_TASK = {"mask-to-image": "mask-to-image", "edge-to-face": "edge-to-face", 
 DEMO_WEIGHTS, DEMO_NOTE = DEMO_MODEL, DEMO_ORIGIN_PREFIX
 #: ``release:NAME`` weights: fetch and convert the published release on first use
 RELEASE_PREFIX = "release:"
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 #: how to get weights for each tab, appended to every "missing weights" message
 HOW_TO_GET = {
@@ -188,7 +185,7 @@ class WeightsConfig:
         """One line (Markdown) for the tab: which weights it uses, or that none are configured."""
         source = self.sources.get(task)
         if source is None:
-            return f"**No weights configured for {task}.** The tab shows the inputs; Translate explains how to get weights."
+            return f"**No weights configured for {task}.** The tab shows the inputs; see below how to get weights."
         if source == DEMO_WEIGHTS and self.origins.get(task) == "default":
             return f"Weights: **{DEMO_NOTE}** (not ADE20k; configure real weights with `--weights mask-to-image=…`)."
         if source.startswith(RELEASE_PREFIX):
@@ -215,16 +212,36 @@ class PipelineStore:
         self._lock = threading.Lock()
         self._loaded: dict[str, Any] = {}  # source → pipeline, or the exception loading it raised
 
-    def get(self, task: str):
-        """The pipeline for ``task``'s tab; raises :class:`WeightsUnavailable` with instructions when it cannot be had."""
+    def missing(self, task: str) -> str | None:
+        """Why ``task``'s tab cannot translate, found without loading anything (no weights configured, or a
+        local folder that does not exist); ``None`` when it may work. The same message :meth:`get` raises."""
+        try:
+            self._check_source(task)
+        except WeightsUnavailable as error:
+            return str(error)
+        return None
+
+    def _check_source(self, task: str) -> tuple[str, str, bool, bool]:
+        """``(source, origin, is_local, is_release)`` of ``task``'s weights; :class:`WeightsUnavailable` when they
+        cannot be had whatever happens next."""
+        from ..hub import check_local_weights
+
         source = self.config.sources.get(task)
         if source is None:
             raise WeightsUnavailable(f"{task}: no weights configured. {HOW_TO_GET[task]}")
         origin = self.config.origins.get(task, "config")
-        is_local = Path(source).expanduser().exists()
         is_release = source.startswith(RELEASE_PREFIX)
-        if not is_local and not is_release and source != DEMO_WEIGHTS and not _HUB_ID.match(source):
-            raise WeightsUnavailable(f"{task}: weights folder `{source}` (from {origin}) does not exist. {HOW_TO_GET[task]}")
+        if not is_release and source != DEMO_WEIGHTS:
+            try:
+                check_local_weights(source)
+            except OSError as error:
+                raise WeightsUnavailable(f"{task}: {error} (weights from {origin}). {HOW_TO_GET[task]}") from None
+        is_local = Path(source).expanduser().exists()
+        return source, origin, is_local, is_release
+
+    def get(self, task: str):
+        """The pipeline for ``task``'s tab; raises :class:`WeightsUnavailable` with instructions when it cannot be had."""
+        source, origin, is_local, is_release = self._check_source(task)
         if MODEL_TASK[task] != "pose-to-body" and (is_release or (is_local and _is_checkpoint_folder(source))):
             raise WeightsUnavailable(
                 f"{task}: `{source}` (from {origin}) is the published pose-to-body release or a research-code checkpoint "
@@ -243,10 +260,10 @@ class PipelineStore:
             elif source == DEMO_WEIGHTS:
                 what = "the packaged demo weights are not available in this installation"
             elif is_local:
-                what = f"cannot load the pipeline folder `{source}` (from {origin})"
-            else:
-                what = f"cannot load `{source}` (from {origin}) as a Hub repo (there is no local folder of that name)"
-            raise WeightsUnavailable(f"{task}: {what} ({type(pipe).__name__}: {pipe}). {HOW_TO_GET[task]}")
+                what = f"cannot load the pipeline folder `{source}` (from {origin}) ({type(pipe).__name__}: {pipe})"
+            else:  # the pipeline's own one-line Hub message (no such folder / offline / no such repo)
+                what = f"{pipe} (weights from {origin})"
+            raise WeightsUnavailable(f"{task}: {what}. {HOW_TO_GET[task]}")
         expected = MODEL_TASK[task]
         if pipe.config.task != expected:
             raise WeightsUnavailable(

@@ -3,34 +3,140 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageError", "open_image"]
+from .errors import StructureError
+
+__all__ = [
+    "ImageError",
+    "ImageSizeError",
+    "MAX_IMAGE_SIDE",
+    "MAX_IMAGE_PIXELS",
+    "check_image_size",
+    "image_file_size",
+    "open_image",
+    "open_structure_file",
+]
 
 
 class ImageError(ValueError):
     """An image input that cannot be used; the message names the problem."""
 
 
-def open_image(image: Any, what: str = "image") -> Image.Image:
-    """A PIL image from a PIL image or a path; unreadable files raise :class:`ImageError` naming them."""
+class ImageSizeError(ImageError):
+    """An image file larger than the limit, found from its header before any pixel is decoded."""
+
+
+#: largest side (pixels) of an image file this package decodes; checked from the header
+MAX_IMAGE_SIDE = 8192
+#: largest pixel count (width × height) of an image file this package decodes; checked from the header
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+_PIL_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
+def check_image_size(
+    width: int, height: int, what: str = "image", max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS
+) -> None:
+    """Raise :class:`ImageSizeError` naming the size and the limit when ``width``×``height`` exceeds them."""
+    if max(width, height) > max_side or width * height > max_pixels:
+        raise ImageSizeError(
+            f"{what}: the image is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
+            f"{max_side} pixels a side and {max_pixels / 1e6:.0f} megapixels"
+        )
+
+
+def image_file_size(
+    path: str | os.PathLike, what: str = "image", *, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header, without decoding it; checked as :func:`open_image` does."""
+    with _opened(Path(path), what, max_side, max_pixels) as opened:
+        return opened.size
+
+
+@contextlib.contextmanager
+def _opened(path: Path, what: str, max_side: int, max_pixels: int) -> Iterator[Image.Image]:
+    """The lazily opened (header-only) image at ``path``, its size checked; errors name ``what``."""
+    if not path.is_file():
+        raise ImageError(f"{what}: file not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                check_image_size(*opened.size, what, max_side, max_pixels)
+                yield opened
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        size = _header_size(path)  # PIL refused before handing out the size: read it from the header ourselves
+        if size is not None:
+            check_image_size(*size, what, max_side, max_pixels)
+        found = _PIL_BOMB_PIXELS.search(str(error))
+        pixels = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+        raise ImageSizeError(
+            f"{what}: the image {path.name} has {pixels}; the limit is {max_side} pixels a side and "
+            f"{max_pixels / 1e6:.0f} megapixels"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageError(f"{what}: cannot read {path} as an image ({error})") from None
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the header by PIL's format plugins directly (which, unlike ``Image.open``,
+    do not apply the decompression-bomb check); ``None`` when no plugin reads it."""
+    Image.init()
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            if accept is not None and not accept(prefix):
+                continue
+            fp.seek(0)
+            try:
+                with factory(fp, str(path)) as image:
+                    return image.size
+            except Exception:  # noqa: BLE001 - this plugin does not read it; try the next
+                continue
+    return None
+
+
+def open_image(
+    image: Any, what: str = "image", *, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Image.Image:
+    """A PIL image from a PIL image or a path; unreadable files raise :class:`ImageError` naming them.
+
+    A file's size is read from its header (PIL opens lazily) and checked against ``max_side``
+    and ``max_pixels`` *before* it is decoded: a larger file raises :class:`ImageSizeError`
+    naming its size and the limit, and so do PIL's decompression-bomb error and warning. PIL
+    images already in memory are returned as they are.
+    """
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise ImageError(f"{what}: file not found: {path}")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                return opened.copy()
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ImageError(f"{what}: cannot read {path} as an image ({error})") from None
+        with _opened(Path(image), what, max_side, max_pixels) as opened:
+            opened.load()
+            return opened.copy()
     raise ImageError(f"{what}: expected a PIL image, a path, a uint8 array or a tensor, got {type(image).__name__}")
+
+
+def open_structure_file(path: str | os.PathLike, what: str) -> Image.Image:
+    """A structure given as an image file (a mask, an edge map), as :func:`open_image` reads it.
+
+    A missing or unreadable file raises :class:`~pipeline_cocosnet.processing.errors.StructureError`
+    naming ``what`` and the path; a file over the size limits raises :class:`ImageSizeError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StructureError(f"{what} file not found: {path}")
+    try:
+        return open_image(path, what)
+    except ImageSizeError:
+        raise
+    except ImageError as error:
+        raise StructureError(str(error)) from None

@@ -49,7 +49,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--batch-size", type=int, help="batch size per process (release: 2 per GPU, 16 in all)")
     parser.add_argument("--gradient-accumulation-steps", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], help="autocast precision")
-    parser.add_argument("--resume", help="'latest' or a checkpoint folder (…/checkpoints/step-NNNNNNN)")
+    parser.add_argument(
+        "--resume",
+        help="'latest' (the newest complete checkpoint; incomplete ones are skipped with the reason) or a checkpoint "
+        "folder (…/checkpoints/step-NNNNNNN). A run stopped by SIGTERM/SIGINT saved one and exited with code 75",
+    )
     parser.add_argument("--num-workers", type=int, help="data-loading worker processes")
     parser.add_argument("--vgg-weights", help="VGG19 weights (torchvision vgg19 .pth or the research code's vgg19_conv.pth)")
     parser.add_argument("--init-pipeline", help="pipeline folder to fine-tune from (e.g. `cocosnet convert` output)")
@@ -77,7 +81,11 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> None:
-    """Train from parsed arguments and print where the pipeline went."""
+    """Train from parsed arguments and print where the pipeline went.
+
+    Stopped by SIGTERM/SIGINT: prints where the checkpoint went and exits with code 75 (``SystemExit``).
+    """
+    from .interruption import EXIT_INTERRUPTED, TrainingInterrupted
     from .trainer import Trainer
 
     log = logging.getLogger("pipeline_cocosnet.training")
@@ -87,7 +95,17 @@ def run_train(args: argparse.Namespace) -> None:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
     trainer = Trainer(config_from_args(args))
-    folder = trainer.train()
+    try:
+        folder = trainer.train()
+    except TrainingInterrupted as stopped:
+        if trainer.accelerator.is_main_process:
+            print(
+                f"cocosnet train: stopped by {stopped.signal_name} after step {stopped.step}; checkpoint saved to "
+                f"{Path(stopped.checkpoint).resolve()}. Continue with the same command plus --resume latest "
+                f"(exit code {EXIT_INTERRUPTED})",
+                flush=True,
+            )
+        raise SystemExit(EXIT_INTERRUPTED) from None
     if trainer.accelerator.is_main_process:
         print(f"trained {trainer.state.step} steps; pipeline saved to {folder.resolve()}")
 

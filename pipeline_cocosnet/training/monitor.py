@@ -34,6 +34,36 @@ class CSVLogger:
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([_format(row.get(name, "")) for name in self.fields])
 
+    def drop_after(self, step: int) -> int:
+        """Remove rows logged after ``step`` (a resumed run logs them again); returns how many were removed.
+
+        The file is rewritten aside and renamed into place, so a kill leaves the old or the new file.
+        """
+        if not self.path.is_file():
+            return 0
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return 0
+        header, body = rows[0], rows[1:]
+        kept = [r for r in body if r and _step_of(r) is not None and _step_of(r) <= step]
+        if len(kept) == len(body):
+            return 0
+        partial = self.path.with_name(self.path.name + ".partial")
+        with partial.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(kept)
+        partial.replace(self.path)
+        return len(body) - len(kept)
+
+
+def _step_of(row: list[str]) -> Optional[int]:
+    try:
+        return int(row[0])
+    except ValueError:
+        return None
+
 
 def _format(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)

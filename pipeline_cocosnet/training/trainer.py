@@ -6,13 +6,14 @@ then the G step with D frozen (again one D forward on fake ++ real, for the hing
 feature-matching losses) plus the VGG, contextual, domain-alignment, warp and cycle
 losses. Adam with TTUR as released. Checkpoints are ``accelerator.save_state`` folders
 (models, optimizers, RNGs, step counter) plus a ``CoCosNetPipeline`` with spectral norm
-folded, loadable with ``CoCosNetPipeline.from_pretrained``.
+folded, loadable with ``CoCosNetPipeline.from_pretrained``; they are written atomically
+(``checkpoints.py``), and SIGTERM/SIGINT stop the loop after a step with a checkpoint
+(``interruption.py``; docs/training.md, "Interruption and resume").
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +23,18 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..pipeline import CoCosNetPipeline
+from .checkpoints import (
+    MANIFEST,
+    checkpoint_folder,
+    commit_checkpoint,
+    latest_complete_checkpoint,
+    pause_for_tests,
+    prune_checkpoints,
+    remove_temporaries,
+    temporary_folder,
+    verify_checkpoint,
+    write_manifest,
+)
 from .config import TrainConfig
 from .data import build_dataset
 from .losses import (
@@ -35,6 +48,7 @@ from .losses import (
     vgg_feature_matching_loss,
     warp_loss,
 )
+from .interruption import StopRequest, TrainingInterrupted
 from .model import GeneratorOutput, TrainingGenerator, build_discriminator, build_generator
 from .monitor import CSVLogger, label_to_rgb, sample_grid
 from .spectral import folded_copy
@@ -44,17 +58,34 @@ __all__ = ["Trainer", "TrainState", "train"]
 
 logger = logging.getLogger("pipeline_cocosnet.training")
 
-CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)$")
-
 
 class TrainState:
-    """What a checkpoint restores besides models/optimizers/RNGs: the counters and the propagation RNG."""
+    """What a checkpoint restores besides models/optimizers/RNGs: the counters and the propagation RNG.
+
+    :meth:`state_dict` is saved by the main process only; :meth:`rank_state_dict` by every process
+    (its own propagation RNG and the loss sums of the log interval in progress, so that a resumed
+    run logs exactly what an uninterrupted one would).
+    """
 
     def __init__(self, propagation_rng: torch.Generator):
         self.step = 0
         self.epoch = 0
         self.batches_in_epoch = 0
         self.propagation_rng = propagation_rng
+        self.log_sums: dict[str, torch.Tensor] = {}
+        self.log_count = 0
+
+    def rank_state_dict(self) -> dict[str, Any]:
+        return {
+            "propagation_rng": self.propagation_rng.get_state(),
+            "log_sums": {k: v.detach().cpu() for k, v in self.log_sums.items()},
+            "log_count": self.log_count,
+        }
+
+    def load_rank_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.propagation_rng.set_state(state["propagation_rng"])
+        self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
+        self.log_count = int(state["log_count"])
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -140,8 +171,7 @@ class Trainer:
         self.steps_per_epoch = max(1, len(self.loader) // run.gradient_accumulation_steps)
         self.total_steps = run.max_steps if run.max_steps is not None else run.epochs * self.steps_per_epoch
         self.csv = CSVLogger(self.output_dir / "losses.csv") if accelerator.is_main_process else None
-        if log_with:
-            accelerator.init_trackers("cocosnet", config={k: v for k, v in _flat(config.to_dict()).items() if v is not None})
+        self.log_with = log_with  # trackers start in train(), once the resumed step is known
         self.history: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------ pieces
@@ -241,7 +271,7 @@ class Trainer:
     # ------------------------------------------------------------------ saving
 
     def checkpoint_dir(self, step: int) -> Path:
-        return self.output_dir / "checkpoints" / f"step-{step:07d}"
+        return checkpoint_folder(self.output_dir / "checkpoints", step)
 
     def save_pipeline(self, folder: Path) -> Path:
         """Save a :class:`CoCosNetPipeline` (spectral norm folded) to ``folder`` (main process only)."""
@@ -268,35 +298,92 @@ class Trainer:
         return folder
 
     def save_checkpoint(self) -> Path:
-        """``accelerator.save_state`` + the pipeline, in ``checkpoints/step-NNNNNNN``; prunes old ones."""
-        folder = self.checkpoint_dir(self.state.step)
-        self.accelerator.save_state(str(folder))
-        self.save_pipeline(folder / "pipeline")
-        limit = self.config.train.checkpoints_total_limit
-        if self.accelerator.is_main_process and limit:
-            for old in _checkpoints(self.output_dir)[:-limit]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
-        return folder
+        """``accelerator.save_state`` + the pipeline, atomically in ``checkpoints/step-NNNNNNN``; prunes old ones.
+
+        All processes write into ``checkpoints/.step-NNNNNNN.tmp``; the main process then writes the
+        manifest (sizes, SHA-256) and renames the folder into place. Pruning happens after that.
+        """
+        accelerator = self.accelerator
+        step = self.state.step
+        final = self.checkpoint_dir(step)
+        temporary = temporary_folder(final.parent, step)
+        if accelerator.is_main_process:
+            shutil.rmtree(temporary, ignore_errors=True)
+            temporary.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(temporary))
+        torch.save(self.state.rank_state_dict(), temporary / f"rank_state_{accelerator.process_index}.pt")
+        self.save_pipeline(temporary / "pipeline")  # ends with wait_for_everyone
+        if accelerator.is_main_process:
+            pause_for_tests(step, temporary)
+            write_manifest(temporary, step)
+            commit_checkpoint(temporary, final)
+            limit = self.config.train.checkpoints_total_limit
+            if limit:
+                prune_checkpoints(final.parent, limit, final)
+        accelerator.wait_for_everyone()
+        return final
 
     def resume(self, where: Optional[str]) -> bool:
-        """Load a checkpoint (``"latest"`` or a folder); returns whether one was loaded."""
+        """Load a checkpoint (``"latest"``: the newest complete one, or a folder); returns whether one was loaded.
+
+        Also drops what the interrupted run logged past the checkpoint's step (CSV rows, sample grids).
+        """
+        checkpoints = self.output_dir / "checkpoints"
+        if self.accelerator.is_main_process:
+            for stale in remove_temporaries(checkpoints):
+                logger.warning("removed %s: a checkpoint write that did not finish", stale)
         if not where:
             return False
         if where == "latest":
-            found = _checkpoints(self.output_dir)
-            if not found:
-                logger.info("no checkpoint under %s: starting from scratch", self.output_dir / "checkpoints")
+            chosen: list[Optional[str]] = [None]
+            if self.accelerator.is_main_process:  # one process reads the hashes; all load what it chose
+                folder, skipped = latest_complete_checkpoint(checkpoints)
+                for path, why in skipped:
+                    logger.warning("skipping checkpoint %s: %s", path, why)
+                chosen = [str(folder) if folder is not None else None]
+            if self.accelerator.num_processes > 1:
+                from accelerate.utils import broadcast_object_list
+
+                broadcast_object_list(chosen)
+            folder = Path(chosen[0]) if chosen[0] is not None else None
+            if folder is None:
+                logger.info("no complete checkpoint under %s: starting from scratch", checkpoints)
                 return False
-            folder = found[-1]
         else:
             folder = Path(where)
             if not folder.is_dir():
                 raise FileNotFoundError(f"checkpoint folder not found: {folder}")
+            problem = verify_checkpoint(folder)
+            if problem is not None and (folder / MANIFEST).is_file():
+                raise ValueError(f"checkpoint {folder} is incomplete: {problem}")
+            if problem is not None and self.accelerator.is_main_process:
+                logger.warning("cannot verify checkpoint %s (%s): loading it as it is", folder, problem)
         self.accelerator.load_state(str(folder))
+        rank_state = folder / f"rank_state_{self.accelerator.process_index}.pt"
+        if rank_state.is_file():
+            self.state.load_rank_state_dict(torch.load(rank_state, weights_only=False), self.accelerator.device)
         if self.accelerator.is_main_process:
+            self._drop_logs_after(self.state.step)
             logger.info("resumed from %s at step %d", folder, self.state.step)
         return True
+
+    def _drop_logs_after(self, step: int) -> None:
+        """CSV rows and sample grids past ``step`` came from the run that was interrupted: the resumed run redoes them."""
+        if self.csv is not None and (dropped := self.csv.drop_after(step)):
+            logger.info("dropped %d rows past step %d from %s", dropped, step, self.csv.path)
+        samples = self.output_dir / "samples"
+        if samples.is_dir():
+            for png in samples.glob("step-*.png"):
+                if png.stem[5:].isdigit() and int(png.stem[5:]) > step:
+                    png.unlink()
+
+    def _start_trackers(self) -> None:
+        """TensorBoard (when installed); after a resume, events past the resumed step from the earlier run are purged."""
+        if self.log_with:
+            config = {k: v for k, v in _flat(self.config.to_dict()).items() if v is not None}
+            purge = {"tensorboard": {"purge_step": self.state.step + 1}} if self.state.step else {}
+            self.accelerator.init_trackers("cocosnet", config=config, init_kwargs=purge)
 
     # ------------------------------------------------------------------ loop
 
@@ -323,13 +410,20 @@ class Trainer:
         return sample_grid(columns, self.output_dir / "samples" / f"step-{self.state.step:07d}.png")
 
     def train(self) -> Path:
-        """Run to ``total_steps`` (resuming as configured); returns the final pipeline folder."""
+        """Run to ``total_steps`` (resuming as configured); returns the final pipeline folder.
+
+        On SIGTERM/SIGINT: finishes the optimizer step, saves a checkpoint, flushes the logs and raises
+        :class:`~.interruption.TrainingInterrupted` (all processes stop after the same step).
+        """
+        with StopRequest() as stop:
+            return self._train(stop)
+
+    def _train(self, stop: StopRequest) -> Path:
         run = self.config.train
         accelerator = self.accelerator
         self.resume(run.resume)
+        self._start_trackers()
         state = self.state
-        sums: dict[str, torch.Tensor] = {}
-        count = 0
         last_saved = None
         while state.step < self.total_steps:
             self.dataset.set_epoch(state.epoch)
@@ -343,8 +437,8 @@ class Trainer:
                 logs = self.train_step(batch)
                 state.batches_in_epoch += 1
                 for k, v in logs.items():
-                    sums[k] = sums.get(k, 0) + v
-                count += 1
+                    state.log_sums[k] = state.log_sums.get(k, 0) + v
+                state.log_count += 1
                 if not accelerator.sync_gradients:
                     continue
                 state.step += 1
@@ -352,8 +446,8 @@ class Trainer:
                     bad = [k for k, v in logs.items() if not torch.isfinite(v)]
                     raise FloatingPointError(f"non-finite loss at step {state.step}: {', '.join(bad)}")
                 if (run.log_every and state.step % run.log_every == 0) or state.step == self.total_steps:
-                    self._log(sums, count)
-                    sums, count = {}, 0
+                    self._log(state.log_sums, state.log_count)
+                    state.log_sums, state.log_count = {}, 0
                 if run.sample_every and state.step % run.sample_every == 0:
                     self.save_samples()
                 if run.checkpoint_every and state.step % run.checkpoint_every == 0:
@@ -362,6 +456,8 @@ class Trainer:
                 if state.step >= self.total_steps:
                     finished_epoch = state.batches_in_epoch >= len(self.loader)
                     break
+                if stop.agreed(accelerator):
+                    self._stop(stop, saved=last_saved == state.step)
             if finished_epoch:
                 state.epoch += 1
                 state.batches_in_epoch = 0
@@ -372,18 +468,19 @@ class Trainer:
         accelerator.end_training()
         return final
 
+    def _stop(self, stop: StopRequest, saved: bool) -> None:
+        """Save (unless this step was just saved), flush the logs, raise :class:`TrainingInterrupted`."""
+        folder = self.checkpoint_dir(self.state.step) if saved else self.save_checkpoint()
+        self.accelerator.end_training()  # flushes and closes the trackers
+        signal_name = stop.signal_name or "a stop signal to another process"
+        if self.accelerator.is_main_process:
+            logger.info("stopped by %s after step %d; checkpoint %s", signal_name, self.state.step, folder)
+        raise TrainingInterrupted(signal_name, self.state.step, folder)
+
 
 def train(config: TrainConfig) -> Path:
     """Train as configured; returns the folder of the final pipeline."""
     return Trainer(config).train()
-
-
-def _checkpoints(output_dir: Path) -> list[Path]:
-    folder = output_dir / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m[1]), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -6,54 +6,10 @@ first used; ``common`` holds the shared plumbing (clear errors for a missing pac
 unloadable model, a per-photo result cache). Builds on ``formats/`` only.
 """
 
-from .common import BackendMissingError, ModelUnavailableError, PhotoCache, extra_hint, load_pretrained, photo_key, require
-from .face import (
-    DlibLandmarker,
-    FaceAlignment,
-    FaceAlignmentWarning,
-    FaceBackendMissingError,
-    FaceLandmarker,
-    FaceLandmarks,
-    align_face,
-    center_crop,
-    default_landmarker,
-    resolve_landmarker,
-)
-from .pose_estimation import (
-    MediaPipePoseEstimator,
-    PoseEstimator,
-    VitPoseEstimator,
-    coco17_to_openpose18,
-    get_pose_estimator,
-)
-from .segmentation import Segmenter, TransformersSegmenter, get_segmenter, render_segmentation, segment_photo
+from . import common, face, pose_estimation, segmentation
+from .common import *  # noqa: F401,F403
+from .face import *  # noqa: F401,F403
+from .pose_estimation import *  # noqa: F401,F403
+from .segmentation import *  # noqa: F401,F403
 
-__all__ = [
-    "BackendMissingError",
-    "ModelUnavailableError",
-    "PhotoCache",
-    "extra_hint",
-    "load_pretrained",
-    "photo_key",
-    "require",
-    "DlibLandmarker",
-    "FaceAlignment",
-    "FaceAlignmentWarning",
-    "FaceBackendMissingError",
-    "FaceLandmarker",
-    "FaceLandmarks",
-    "align_face",
-    "center_crop",
-    "default_landmarker",
-    "resolve_landmarker",
-    "MediaPipePoseEstimator",
-    "PoseEstimator",
-    "VitPoseEstimator",
-    "coco17_to_openpose18",
-    "get_pose_estimator",
-    "Segmenter",
-    "TransformersSegmenter",
-    "get_segmenter",
-    "render_segmentation",
-    "segment_photo",
-]
+__all__ = [*common.__all__, *face.__all__, *pose_estimation.__all__, *segmentation.__all__]

@@ -5,22 +5,11 @@
 Builds on ``formats/`` and ``backends/``.
 """
 
-from .base import StructureEncoder
-from .edges import EdgeEncoder, PhotoEdges, binarize_edge_map, is_edge_map, photo_to_edges
-from .mask import ADE20KMaskEncoder
-from .pose import PoseEncoder
-from .registry import ENCODERS, get_encoder, register_encoder
+from . import base, edges, mask, pose, registry
+from .base import *  # noqa: F401,F403
+from .edges import *  # noqa: F401,F403
+from .mask import *  # noqa: F401,F403
+from .pose import *  # noqa: F401,F403
+from .registry import *  # noqa: F401,F403
 
-__all__ = [
-    "StructureEncoder",
-    "EdgeEncoder",
-    "PhotoEdges",
-    "binarize_edge_map",
-    "is_edge_map",
-    "photo_to_edges",
-    "ADE20KMaskEncoder",
-    "PoseEncoder",
-    "ENCODERS",
-    "get_encoder",
-    "register_encoder",
-]
+__all__ = [*base.__all__, *edges.__all__, *mask.__all__, *pose.__all__, *registry.__all__]

@@ -15,14 +15,66 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from PIL import Image
 
 from ..errors import StructureError
 
-__all__ = ["StructureEncoder"]
+__all__ = ["StructureEncoder", "Choice", "Backend"]
+
+
+class Choice:
+    """An encoder option that must be one of ``choices``; setting anything else raises ``ValueError`` naming them."""
+
+    def __init__(self, *choices: Any, doc: str = ""):
+        self.choices = choices
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, encoder: Any, owner: type | None = None) -> Any:
+        return self if encoder is None else encoder.__dict__[self.name]
+
+    def __set__(self, encoder: Any, value: Any) -> None:
+        if value not in self.choices:
+            allowed = ", ".join(map(repr, self.choices[:-1])) + f" or {self.choices[-1]!r}"
+            raise ValueError(f"{self.name} must be {allowed}, got {value!r}")
+        encoder.__dict__[self.name] = value
+
+
+class Backend:
+    """An encoder option naming a photo backend, made on first use.
+
+    Set it to a spec (``None`` for the default, a name, a model id or a backend object);
+    reading it gives the backend, made from the spec by ``resolve`` on the first read, so
+    inputs that need no photo backend never load one. Setting it again takes effect on the
+    next photo. ``encoder.option(name)`` gives the spec.
+    """
+
+    def __init__(self, resolve: Callable[[Any], Any], doc: str = ""):
+        self.resolve = resolve
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, encoder: Any, owner: type | None = None) -> Any:
+        if encoder is None:
+            return self
+        state = encoder.__dict__[self.name]  # [spec, backend or None]
+        if state[1] is None:
+            state[1] = self.resolve(state[0])
+        return state[1]
+
+    def __set__(self, encoder: Any, spec: Any) -> None:
+        encoder.__dict__[self.name] = [spec, None]
+
+    def spec(self, encoder: Any) -> Any:
+        """The spec the option was set to."""
+        return encoder.__dict__[self.name][0]
 
 
 class StructureEncoder(ABC):
@@ -36,8 +88,9 @@ class StructureEncoder(ABC):
     option_names: ClassVar[tuple[str, ...]] = ()
 
     def option(self, name: str) -> Any:
-        """The value of option ``name`` as given (a backend as its spec, not the loaded backend)."""
-        return getattr(self, name)
+        """The value of option ``name`` as given (a :class:`Backend` as its spec, not the backend)."""
+        descriptor = getattr(type(self), name, None)
+        return descriptor.spec(self) if isinstance(descriptor, Backend) else getattr(self, name)
 
     def get_config(self) -> dict[str, Any]:
         """``{"task": …, option: value, …}`` in JSON values; :meth:`from_config` rebuilds the encoder.

@@ -39,11 +39,12 @@ from typing import Any, Literal, Union
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..backends.face import align_face, resolve_landmarker
 from ..errors import StructureError
-from .base import StructureEncoder
+from ..images import open_structure_file
+from .base import Choice, StructureEncoder
 
 __all__ = [
     "BLUR_KSIZE",
@@ -226,18 +227,6 @@ class PhotoEdges:
         return f"PhotoEdges({self.photo.size[0]}×{self.photo.size[1]} photo)"
 
 
-def _open(path: str | os.PathLike) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise StructureError(f"edge map / photo file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as error:
-        raise StructureError(f"cannot read {path} as an image ({error})") from None
-
-
 class EdgeEncoder(StructureEncoder):
     """edge-to-face (MetFaces): an edge map, or a photo whose edges are extracted → the edge label.
 
@@ -256,6 +245,7 @@ class EdgeEncoder(StructureEncoder):
 
     task = "edge-to-face"
     option_names = ("channels", "from_photos", "align_faces", "dilate", "invert")
+    from_photos = Choice("auto", True, False, doc="Whether inputs are photos: 'auto', True or False (class docstring).")
 
     def __init__(
         self,
@@ -273,17 +263,6 @@ class EdgeEncoder(StructureEncoder):
         self.align_faces = align_faces
         self.dilate = bool(dilate)
         self.invert = invert
-
-    @property
-    def from_photos(self) -> FromPhotos:
-        """``"auto"``, ``True`` or ``False``: whether inputs are photos (see the class docstring)."""
-        return self._from_photos
-
-    @from_photos.setter
-    def from_photos(self, value: FromPhotos) -> None:
-        if value not in ("auto", True, False):
-            raise ValueError(f"from_photos must be 'auto', True or False, got {value!r}")
-        self._from_photos = value
 
     @property
     def align_faces(self) -> Any:
@@ -318,7 +297,7 @@ class EdgeEncoder(StructureEncoder):
         if isinstance(structure, PhotoEdges):
             return structure.edges(size)
         if isinstance(structure, (str, os.PathLike)):
-            structure = _open(structure)
+            structure = open_structure_file(structure, "edge map / photo")
         image = _as_uint8(structure)
         if self.from_photos is True or (self.from_photos == "auto" and not is_edge_map(image)):
             photo = Image.fromarray(image).convert("RGB")

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..backends.segmentation import get_segmenter
 from ..errors import StructureError
+from ..images import open_structure_file
 from ..formats.ade20k import (
     ADE20K_LABEL_CHANNELS,
     INDEX_MODES,
@@ -28,10 +29,9 @@ from ..formats.ade20k import (
     load_ade20k_mask,
     looks_like_photo,
     mask_to_palette,
-    open_mask_file,
     resize_mask_nearest,
 )
-from .base import StructureEncoder
+from .base import Backend, Choice, StructureEncoder
 
 __all__ = ["ADE20KMaskEncoder"]
 
@@ -53,42 +53,19 @@ class ADE20KMaskEncoder(StructureEncoder):
     channels = ADE20K_LABEL_CHANNELS
     option_names = ("input_format", "segmenter")
 
+    input_format = Choice("auto", "index", "palette", "photo", doc="How inputs are read (see the class docstring).")
+    segmenter = Backend(get_segmenter, doc="The photo segmenter (made on first use from the spec set).")
+
     def __init__(self, input_format: str = "auto", segmenter: Any = None) -> None:
         self.input_format = input_format
         self.segmenter = segmenter
-
-    @property
-    def input_format(self) -> str:
-        """How inputs are read: ``"auto"``, ``"index"``, ``"palette"`` or ``"photo"`` (see the class docstring)."""
-        return self._input_format
-
-    @input_format.setter
-    def input_format(self, value: str) -> None:
-        if value not in ("auto", "index", "palette", "photo"):
-            raise ValueError(f"input_format must be 'auto', 'index', 'palette' or 'photo', got {value!r}")
-        self._input_format = value
-
-    @property
-    def segmenter(self) -> Any:
-        """The photo segmenter (created on first access); assign a spec or a segmenter to change it."""
-        if self._segmenter is None:
-            self._segmenter = get_segmenter(self._segmenter_spec)
-        return self._segmenter
-
-    @segmenter.setter
-    def segmenter(self, spec: Any) -> None:
-        self._segmenter_spec = spec
-        self._segmenter = None
-
-    def option(self, name: str) -> Any:
-        return self._segmenter_spec if name == "segmenter" else super().option(name)
 
     def _as_photo(self, structure: Any) -> Image.Image | None:
         """``structure`` as an RGB photo when it is to be segmented, else None."""
         if self.input_format in ("index", "palette"):
             return None
         if isinstance(structure, (str, os.PathLike)):
-            structure = open_mask_file(structure)
+            structure = open_structure_file(structure, "ADE20k mask")
         if isinstance(structure, Image.Image) and structure.mode not in INDEX_MODES:
             rgb = np.asarray(structure.convert("RGB"))
         elif isinstance(structure, np.ndarray) and structure.dtype == np.uint8 and structure.ndim == 3 and structure.shape[2] in (3, 4):

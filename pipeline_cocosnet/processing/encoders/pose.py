@@ -27,7 +27,7 @@ from ..formats.keypoints import (
     scale_keypoints_to_canvas,
 )
 from ..images import open_image
-from .base import StructureEncoder
+from .base import Backend, StructureEncoder
 
 __all__ = ["PoseEncoder"]
 
@@ -64,23 +64,10 @@ class PoseEncoder(StructureEncoder):
     channels = POSE_LABEL_CHANNELS
     option_names = ("estimator",)
 
+    estimator = Backend(get_pose_estimator, doc="The pose estimator (made on first use from the spec set).")
+
     def __init__(self, estimator: Any = None) -> None:
         self.estimator = estimator
-
-    @property
-    def estimator(self) -> Any:
-        """The pose estimator (created on first access); assign a spec or an estimator to change it."""
-        if self._estimator is None:
-            self._estimator = get_pose_estimator(self._estimator_spec)
-        return self._estimator
-
-    @estimator.setter
-    def estimator(self, spec: Any) -> None:
-        self._estimator_spec = spec
-        self._estimator = None
-
-    def option(self, name: str) -> Any:
-        return self._estimator_spec if name == "estimator" else super().option(name)
 
     def extract(self, photo: Image.Image) -> Keypoints:
         """The main person's 18 keypoints on the 1024² canvas (photo padded to a square, centred).

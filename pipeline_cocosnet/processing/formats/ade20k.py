@@ -43,9 +43,10 @@ from typing import Any, Literal, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import StructureError
+from ..images import open_structure_file
 
 __all__ = [
     "ADE20K_CLASSES",
@@ -54,11 +55,12 @@ __all__ = [
     "ADE20K_PALETTE",
     "INDEX_MODES",
     "check_indices",
+    "is_palette_rgb",
     "class_legend",
     "looks_like_photo",
-    "open_mask_file",
     "resize_mask_nearest",
     "load_ade20k_mask",
+    "mask_to_indexed_palette",
     "mask_to_palette",
     "palette_to_mask",
 ]
@@ -203,6 +205,16 @@ def mask_to_palette(index_mask: Any) -> Image.Image:
     return Image.fromarray(colours[mask], "RGB")
 
 
+def mask_to_indexed_palette(index_mask: Any) -> Image.Image:
+    """An index mask (H×W, values 0..150) as a ``P``-mode image: the pixel values *are* the class ids
+    (read back as an index mask, skyscraper and road stay apart) and its palette the ADE20k colours,
+    so image viewers and browsers show it in colour. Saved as PNG, it is an index mask people can see."""
+    mask = check_indices(np.asarray(index_mask))
+    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
+    image.putpalette([c for colour in (_UNKNOWN_COLOUR, *ADE20K_PALETTE) for c in colour])
+    return image
+
+
 def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tuple[int, str, tuple[int, int, int]]]:
     """``(id, name, colour)`` of ADE20k classes, e.g. for a legend beside a rendered mask.
 
@@ -224,19 +236,7 @@ def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tupl
 # --------------------------------------------------------------------------- inputs
 
 
-def open_mask_file(path: PathLike) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise StructureError(f"ADE20k mask file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as error:
-        raise StructureError(f"cannot read ADE20k mask {path} as an image ({error})") from None
-
-
-def _is_palette_rgb(rgb: np.ndarray) -> bool:
+def is_palette_rgb(rgb: np.ndarray) -> bool:
     """The ``"auto"`` rule for 3-channel inputs (see the module docstring)."""
     grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
     return not grey or set(np.unique(rgb[..., 0]).tolist()) <= _PALETTE_GREYS
@@ -258,7 +258,7 @@ def load_ade20k_mask(structure: Any, input_format: InputFormat = "auto") -> np.n
     if input_format not in ("auto", "index", "palette"):
         raise ValueError(f"input_format must be 'auto', 'index' or 'palette', got {input_format!r}")
     if isinstance(structure, (str, os.PathLike)):
-        structure = open_mask_file(structure)
+        structure = open_structure_file(structure, "ADE20k mask")
     if isinstance(structure, torch.Tensor):
         structure = structure.detach().cpu().numpy()
     if isinstance(structure, Image.Image):
@@ -275,7 +275,7 @@ def load_ade20k_mask(structure: Any, input_format: InputFormat = "auto") -> np.n
     array = structure[..., 0] if structure.ndim == 3 and structure.shape[2] == 1 else structure
     if array.ndim == 3 and array.shape[2] in (3, 4):
         rgb = array[..., :3]
-        if input_format == "palette" or (input_format == "auto" and _is_palette_rgb(rgb)):
+        if input_format == "palette" or (input_format == "auto" and is_palette_rgb(rgb)):
             if rgb.dtype != np.uint8:
                 raise StructureError(f"ADE20k palette image must be uint8 RGB, got dtype {rgb.dtype}")
             return palette_to_mask(rgb)

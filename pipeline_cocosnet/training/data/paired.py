@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
+from ...processing.images import ImageError, open_image
 from .ade20k import one_hot, resize_mask
 from .base import IMAGE_SUFFIXES, PairedDataset, SampleError, image_to_tensor, read_rgb
 
@@ -52,11 +52,9 @@ def read_structure(path: Path, channels: int, fmt: str = "auto") -> tuple[str, n
             raise SampleError(f"structure {path} must hold values in [0, 1]")
         return "dense", array.astype(np.float32)
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = opened.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise SampleError(f"cannot read structure {path} as an image ({error})") from None
+        image = open_image(path, "training structure")
+    except ImageError as error:
+        raise SampleError(str(error)) from None
     index_mode = image.mode in ("L", "P", "I", "I;16")
     if fmt == "index" or (fmt == "auto" and index_mode and channels > 3):
         if not index_mode:
