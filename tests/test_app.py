@@ -190,6 +190,22 @@ def test_every_tab_answers_with_images_of_the_model_size(server, client, scene):
     assert rendered.std() > 0  # the aligned photo's edges are drawn, not a blank picture
 
 
+def test_translations_stream_the_warps_as_the_levels_finish(client, scene):
+    job = client.submit(
+        _editor(scene["mask"]), handle_file(str(scene["photo"])), handle_file(str(scene["mask"])), api_name="/mask_to_image"
+    )
+    job.result()
+    outputs = job.outputs()
+    assert len(outputs) == 5  # one update per level, then the result
+    assert all(update[0] is None for update in outputs[:4])  # no result yet
+    assert [len(update[1]) for update in outputs] == [1, 2, 3, 4, 4]
+    captions = [caption for _, caption in outputs[-1][1]]
+    assert [caption for _, caption in outputs[3][1]] == captions
+    sides = [int(caption.rsplit("×", 1)[1]) for caption in captions]
+    assert sides == sorted(sides) and sides[1:] == [2 * s for s in sides[:-1]]  # coarsest first
+    assert outputs[-1][0] is not None and outputs[-1][4] is not None
+
+
 def test_bad_uploads_get_clear_errors_and_the_app_keeps_serving(server, client, scene):
     exemplar = handle_file(str(scene["photo"]))
     cases = [
