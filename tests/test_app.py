@@ -199,8 +199,8 @@ def test_translations_stream_the_warps_as_the_levels_finish(client, scene):
     assert len(outputs) == 5  # one update per level, then the result
     assert all(update[0] is None for update in outputs[:4])  # no result yet
     assert [len(update[1]) for update in outputs] == [1, 2, 3, 4, 4]
-    captions = [caption for _, caption in outputs[-1][1]]
-    assert [caption for _, caption in outputs[3][1]] == captions
+    captions = [item["caption"] for item in outputs[-1][1]]  # gallery items: {"image": …, "caption": …}
+    assert [item["caption"] for item in outputs[3][1]] == captions
     sides = [int(caption.rsplit("×", 1)[1]) for caption in captions]
     assert sides == sorted(sides) and sides[1:] == [2 * s for s in sides[:-1]]  # coarsest first
     assert outputs[-1][0] is not None and outputs[-1][4] is not None
