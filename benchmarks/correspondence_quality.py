@@ -13,6 +13,7 @@ the level's resolution, against two baselines computed the same way:
 
     python benchmarks/correspondence_quality.py                     # the embedded demo model
     python benchmarks/correspondence_quality.py --model runs/demo-scenes/pipeline --count 64 --json q.json
+    python benchmarks/correspondence_quality.py --dtypes float32 bfloat16   # both, and their warp L1 ratio
 
 The PatchMatch propagation order is the fixed one (no generator), so runs are deterministic.
 """
@@ -117,24 +118,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--translation", type=float, default=0.1, help="max shift, fraction of the size (default 0.1)")
     parser.add_argument("--color", type=float, default=0.3, help="colour jitter strength (default 0.3)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", default=None, help="also write the result to this file")
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float64", "float32", "bfloat16", "float16"],
+                        help="weights dtypes to evaluate (default float32); the first is the base of the ratios")
+    parser.add_argument("--json", default=None, help="also write the result(s) to this file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    if pipe.label_channels != 151:
-        parser.error(f"{args.model} takes {pipe.label_channels} label channels; scenes need an ADE20k (151-channel) model")
-    size = args.size or int(pipe.config.resolution[0])
-    result = evaluate(
-        pipe, args.count, size, args.seed, args.batch,
-        rotation=args.rotation, scale=args.scale, translation=args.translation, color=args.color,
-    )
-    result["model"] = args.model
-    result["origin"] = pipe.config.origin
-    print(format_table(result))
+    results = []
+    for name in args.dtypes:
+        pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=getattr(torch, name))
+        pipe.set_progress_bar_config(disable=True)
+        if pipe.label_channels != 151:
+            parser.error(f"{args.model} takes {pipe.label_channels} label channels; scenes need an ADE20k (151-channel) model")
+        if pipe.channels_last and name != "float64":  # as pipe(...) runs them
+            pipe.correspondence.to(memory_format=torch.channels_last)
+        size = args.size or int(pipe.config.resolution[0])
+        result = evaluate(
+            pipe, args.count, size, args.seed, args.batch,
+            rotation=args.rotation, scale=args.scale, translation=args.translation, color=args.color,
+        )
+        result.update(model=args.model, origin=pipe.config.origin, dtype=name)
+        results.append(result)
+        print(f"{name}:\n{format_table(result)}\n")
+    for other in results[1:]:
+        base = results[0]
+        ratios = [f"{b / a - 1:+.2%}" for a, b in zip(base["l1"]["warp"], other["l1"]["warp"])]
+        print(f"warp L1, {other['dtype']} vs {base['dtype']} per level ({', '.join(base['levels'])}): {', '.join(ratios)}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        Path(args.json).write_text(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     return 0
 
 

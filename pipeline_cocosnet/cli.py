@@ -86,7 +86,11 @@ def _translate(args: argparse.Namespace) -> None:
 
     from .pipeline import CoCosNetPipeline
 
-    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+    from .precision import describe_dtype, resolve_dtype
+
+    dtype = resolve_dtype(args.dtype, args.device)
+    if not args.quiet:
+        print(f"running in {describe_dtype(dtype, args.dtype)} on {args.device}", file=sys.stderr)
     pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=dtype).to(args.device)
     pipe.set_progress_bar_config(disable=args.quiet)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
@@ -202,7 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--warps-dir", type=Path, help="also save the warped exemplar of every level here")
     translate.add_argument("--seed", type=int, help="random PatchMatch propagation order (as the research code)")
     translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default: cpu)")
-    translate.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="weights dtype")
+    translate.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+        help="weights dtype (default auto: bfloat16 on CPUs with AMX or AVX512-BF16, float32 elsewhere)",
+    )
     translate.add_argument("--quiet", action="store_true", help="no progress bar")
     translate.set_defaults(run=_translate)
 

@@ -24,6 +24,7 @@ from huggingface_hub import create_repo, upload_folder
 from .demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX, demo_model_path
 from .hub import check_local_weights, hub_errors
 from .model_card import write_model_card
+from .precision import float32_precision
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
 from .models.attention import best_correlation
 from .models.inputs import check_size
@@ -89,6 +90,9 @@ class CoCosNetPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "correspondence->translator"
     #: run the components' convolutions in channels-last layout (not for float64); set False to keep NCHW
     channels_last: bool = True
+    #: CUDA: let float32 convolutions use TF32 inside the pipeline's calls (correlations stay IEEE
+    #: float32 always); set False for IEEE float32 throughout (see ``precision.py``, README "Precision")
+    tf32_convolutions: bool = True
 
     def __init__(
         self,
@@ -112,6 +116,19 @@ class CoCosNetPipeline(DiffusionPipeline):
             structure_encoder = _encoder_from_config(structure_encoder)
         self.image_processor = CoCosNetImageProcessor()
         self.structure_encoder = structure_encoder
+
+    def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None) -> None:
+        """Not supported: the fused SPADE and ConvGRU layers read their child convolutions' weights
+        outside those convolutions' ``forward``, where sequential offload keeps them on ``meta``.
+        Use :meth:`enable_model_cpu_offload` (one component on the device at a time)."""
+        raise NotImplementedError(
+            "enable_sequential_cpu_offload is not supported by CoCosNetPipeline (its fused layers read weights "
+            "outside the offloaded convolutions); use enable_model_cpu_offload()"
+        )
+
+    def _float32_precision(self):
+        """The TF32 policy for one call (``precision.py``): convolutions as :attr:`tf32_convolutions`, matmuls IEEE."""
+        return float32_precision(convolutions="tf32" if self.tf32_convolutions else "ieee", matmul="ieee")
 
     # ------------------------------------------------------------------ properties
 
@@ -306,13 +323,14 @@ class CoCosNetPipeline(DiffusionPipeline):
         exemplar_structure: Any = None,
         output_type: str = "pil",
         callback_on_level_end: LevelCallback | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> None:
         """Check the arguments of :meth:`__call__` before any work; raises ``ValueError`` naming the problem.
 
         Only checks (inputs are read and encoded later, where their own errors name them): the
         required inputs, batch lengths (one exemplar for all structures or one each; likewise
-        exemplar structures), whether the exemplar's structure can be extracted when it is
-        omitted, the output type and the callback.
+        exemplar structures; one generator or one per structure), whether the exemplar's structure
+        can be extracted when it is omitted, the output type and the callback.
         """
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
@@ -335,6 +353,8 @@ class CoCosNetPipeline(DiffusionPipeline):
                 "exemplar_structure is required: this pipeline has no task set, so the exemplar's label "
                 "cannot be extracted from the photo"
             )
+        if isinstance(generator, (list, tuple)) and len(generator) != len(structures):
+            raise ValueError(f"got {len(generator)} generators for a batch of {len(structures)} (give one, or one per item)")
         if callback_on_level_end is not None and not callable(callback_on_level_end):
             raise ValueError(
                 f"callback_on_level_end must be callable as (pipe, level, warp), got {type(callback_on_level_end).__name__}"
@@ -432,7 +452,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         prepare = encoder.prepare_exemplar if encoder is not None else None
         device, dtype = self._execution_device, self.correspondence.dtype
         label = self._encode_structure(structure, size, "structure")[None].to(device, dtype)
-        scores: list[float] = []
+        chunk_scores: list[torch.Tensor] = []
         chunk = 4  # exemplars encoded together
         for start in range(0, len(gallery), chunk):
             items = range(start, min(start + chunk, len(gallery)))
@@ -447,8 +467,10 @@ class CoCosNetPipeline(DiffusionPipeline):
                 )
                 for i in items
             ]).to(device, dtype)
-            features = self.correspondence.encode(label.expand(len(items), -1, -1, -1), exemplar_batch, exemplar_labels)
-            scores += best_correlation(features.theta[0], features.phi[0]).mean(dim=(1, 2)).tolist()
+            with self._float32_precision():
+                features = self.correspondence.encode(label.expand(len(items), -1, -1, -1), exemplar_batch, exemplar_labels)
+                chunk_scores.append(best_correlation(features.theta[0], features.phi[0]).mean(dim=(1, 2)))
+        scores: list[float] = torch.cat(chunk_scores).tolist()  # one host sync for the gallery, not one per chunk
         self.maybe_free_model_hooks()
         ranking = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
         return [ExemplarSuggestion(i, scores[i]) for i in ranking[:top_k]]
@@ -467,7 +489,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         width: int | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         return_warps: bool = False,
         match_input_size: bool = False,
         callback_on_level_end: LevelCallback | None = None,
@@ -491,6 +513,7 @@ class CoCosNetPipeline(DiffusionPipeline):
             return_dict: return a :class:`CoCosNetPipelineOutput` rather than a tuple.
             generator: draws the PatchMatch propagation order per iteration (as the research
                 code); without it the order is fixed (horizontal first) and outputs are deterministic.
+                A list of generators, one per batch item, gives each item its own orders.
             return_warps: also return the warped exemplar per level.
             match_input_size: resize each output back to its structure image's size.
             callback_on_level_end: called as ``callback_on_level_end(pipe, level, warp)`` after
@@ -508,7 +531,7 @@ class CoCosNetPipeline(DiffusionPipeline):
             or, with ``match_input_size``, at each structure's size; ``warps`` the warped exemplar per
             level, coarsest first, in the same output type, or ``None``.
         """
-        self.check_inputs(structure, exemplar, exemplar_structure, output_type, callback_on_level_end)
+        self.check_inputs(structure, exemplar, exemplar_structure, output_type, callback_on_level_end, generator)
         structures, exemplars, exemplar_structures = self._batch_inputs(structure, exemplar, exemplar_structure)
         size = self._working_size(height, width, structures)
         encoder = self.structure_encoder
@@ -535,7 +558,7 @@ class CoCosNetPipeline(DiffusionPipeline):
                 model.to(memory_format=torch.channels_last)
 
         levels = len(self.correspondence.structure_encoder.decoder)
-        with self.progress_bar(total=levels + 2) as progress:
+        with self.progress_bar(total=levels + 2) as progress, self._float32_precision():
 
             def level_end(level: int, warp: torch.Tensor) -> None:
                 progress.update()
@@ -545,6 +568,7 @@ class CoCosNetPipeline(DiffusionPipeline):
             features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
             progress.update()
             warps, _ = self.correspondence.match(features, exemplar_batch, generator, callback=level_end)
+            del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
             images = self.translator(label, warps)
             progress.update()
         self.maybe_free_model_hooks()

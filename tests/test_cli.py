@@ -85,6 +85,7 @@ def test_translate_reports_bad_input_without_a_traceback(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "size 100×512 is not supported" in result.stderr and "Traceback" not in result.stderr
+    assert "running in " in result.stderr  # the CLI says which precision it runs (--dtype auto)
 
 
 def test_push_uploads_the_folder(tmp_path):

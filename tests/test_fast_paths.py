@@ -16,7 +16,13 @@ from pipeline_cocosnet.reference.naive import full_attention, naive_copy, per_ca
 from pipeline_cocosnet.models.attention import dense_correspondence
 from pipeline_cocosnet.models.layers import normalize_channels
 from pipeline_cocosnet.models import patchmatch
-from pipeline_cocosnet.models.matching import indices_to_offsets, match_scores, offsets_to_indices
+from pipeline_cocosnet.models.matching import (
+    candidate_scores_gathered,
+    candidate_scores_sampled,
+    indices_to_offsets,
+    match_scores,
+    offsets_to_indices,
+)
 from pipeline_cocosnet.models.patchmatch import HORIZONTAL, VERTICAL, PatchMatch, neighbour_indices, propagate
 from pipeline_cocosnet.models.update import SepConvGRU
 
@@ -41,6 +47,21 @@ def test_chunked_candidate_scores_equal_per_candidate_scores(chunk_elements):
     index = torch.randint(0, H * W, (2, 48, H, W), generator=torch.Generator().manual_seed(2))
     fast = match_scores(theta, phi, pixel_major(index), chunk_elements=chunk_elements)
     torch.testing.assert_close(fast, pixel_major(per_candidate_scores(theta, phi, index)), atol=1e-15, rtol=0)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-14), (torch.float32, 1e-5)])
+def test_sampled_and_gathered_candidate_scores_agree(dtype, tolerance):
+    # CPU inference scores with torch.sparse.sampled_addmm, autograd and other devices by gather + bmm
+    g = torch.Generator().manual_seed(3)
+    query, table = torch.randn(700, 32, generator=g, dtype=dtype), torch.randn(500, 32, generator=g, dtype=dtype)
+    rows = torch.randint(0, 500, (700, 48), generator=g)
+    rows[:, 1] = rows[:, 0]  # repeated candidates, as at clamped borders
+    sampled = candidate_scores_sampled(query, table, rows, chunk_elements=1000)
+    gathered = candidate_scores_gathered(query, table, rows, chunk_elements=1000, differentiable=False)
+    assert torch.isfinite(sampled).all()
+    torch.testing.assert_close(sampled, gathered, atol=tolerance, rtol=0)
+    plain = (table[rows] * query[:, None]).sum(-1)  # the docstring's equation
+    torch.testing.assert_close(sampled, plain, atol=tolerance, rtol=0)
 
 
 def test_batch_items_never_mix_in_candidate_scoring():

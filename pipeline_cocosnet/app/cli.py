@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, … (default: auto, CUDA when available)")
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None, help="weights dtype (default: float32)")
+    parser.add_argument(
+        "--dtype", choices=["auto", "float32", "float16", "bfloat16"], default=None,
+        help="weights dtype (default auto: bfloat16 on CPUs with AMX or AVX512-BF16, float32 elsewhere)",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=None,
         help="translations run at the same time per tab (default: 1; each holds a model's activations in memory)",
@@ -67,8 +70,6 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--mcp needs the mcp package: pip install 'pipeline_cocosnet[mcp]' (or 'gradio[mcp]')")
     import logging
 
-    import torch
-
     from .ui import build_demo
 
     # user errors are logged as one line each by pipeline_cocosnet.app.ui (tracebacks only for unexpected exceptions)
@@ -77,9 +78,13 @@ def main(argv: list[str] | None = None) -> None:
 
     config = WeightsConfig.resolve(weights, file_config.get("weights"), demo_default=not args.no_demo_weights)
     device = args.device or file_config.get("device") or "auto"
-    dtype_name = args.dtype or file_config.get("dtype") or "float32"
-    if dtype_name not in ("float32", "float16", "bfloat16"):
-        parser.error(f"dtype must be float32, float16 or bfloat16, got {dtype_name!r}")
+    from ..precision import describe_dtype, resolve_dtype
+
+    dtype_name = args.dtype or file_config.get("dtype") or "auto"
+    try:
+        dtype = resolve_dtype(dtype_name, device)
+    except ValueError as error:
+        parser.error(str(error))
     concurrency = args.concurrency or int(file_config.get("concurrency", 1))
     if concurrency < 1:
         parser.error(f"--concurrency must be at least 1, got {concurrency}")
@@ -88,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     from .examples import default_examples_dir
 
     examples = default_examples_dir() if examples == "auto" else Path(examples)
-    store = PipelineStore(config, device=device, dtype=getattr(torch, dtype_name))
+    store = PipelineStore(config, device=device, dtype=dtype)
     demo = build_demo(store=store, examples_dir=examples)
+    print(f"  precision      {describe_dtype(dtype, dtype_name)}", file=sys.stderr)
     for task in TASKS:
         print(f"  {task:14s} {config.sources.get(task, '(no weights configured)')}", file=sys.stderr)
     demo.queue(default_concurrency_limit=concurrency, max_size=args.queue_size)

@@ -16,12 +16,14 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from .attention import dense_correspondence
+from .matching import full_precision
 from .inputs import check_batch, check_size
-from .layers import ResBlock, SNConv2d, SPADEResBlock, normalize_channels, upsample_bilinear
-from .patchmatch import PatchMatch, initial_offsets
+from .layers import ResBlock, SNConv2d, SPADEResBlock, instance_norm, normalize_channels, upsample_bilinear
+from .patchmatch import Generators, PatchMatch, initial_offsets
 
 #: Downsampling factor of the dense level; each later level halves it.
 DENSE_LEVEL_STRIDE = 8
@@ -56,6 +58,21 @@ class MatchingFeatures:
     phi: list[torch.Tensor]
 
 
+@full_precision
+def matching_projection(conv: nn.Conv2d, feature: torch.Tensor) -> torch.Tensor:
+    """θ or φ of one level: the 1×1 projection of a domain-aligned feature, centred and unit-norm per pixel.
+
+    feature: B×C×h×w in the encoder's dtype; returns B×nef×h×w in float32 or wider. The
+    projection and normalisation run in float32 even for bf16/fp16 components (README
+    "Precision": θ/φ are matching features): rounding θ to bf16's 8 mantissa bits moves
+    the scores by ~0.4 %, i.e. ~0.4 in the logits at τ = 0.01.
+    """
+    dtype = torch.promote_types(feature.dtype, torch.float32)
+    bias = conv.bias.to(dtype) if conv.bias is not None else None
+    projected = F.conv2d(feature.to(dtype), conv.weight.to(dtype), bias)
+    return normalize_channels(projected, center=True)
+
+
 class DownStage(nn.Module):
     """lrelu → SN conv (stride s, no bias) → IN → ResBlock."""
 
@@ -65,7 +82,7 @@ class DownStage(nn.Module):
         self.res = ResBlock(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res(F.instance_norm(self.conv(F.leaky_relu(x, 0.2))))
+        return self.res(instance_norm(self.conv(F.leaky_relu(x, 0.2))))
 
 
 class DomainAlignmentEncoder(nn.Module):
@@ -92,7 +109,7 @@ class DomainAlignmentEncoder(nn.Module):
         return [block.conv_1.out_channels for block in self.decoder]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        skips = [F.instance_norm(self.conv_in(x))]
+        skips = [instance_norm(self.conv_in(x))]
         for stage in self.stages:
             skips.append(stage(skips[-1]))
         feature = self.decoder[0](skips[-1], x)
@@ -141,14 +158,15 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         self.phi = nn.ModuleList(nn.Conv2d(c, nef, 1) for c in widths)
         self.patchmatch = PatchMatch(nef, hidden_channels, num_candidates, iterations, temperature, learn_gru)
 
+    @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first
     def encode(
         self, label: torch.Tensor, exemplar: torch.Tensor, exemplar_label: torch.Tensor
     ) -> MatchingFeatures:
         """Domain-aligned features of both sides and their matching projections θ, φ (docs/architecture.md §2, §4)."""
         structure = self.structure_encoder(label)
         exemplar_side = self.exemplar_encoder(torch.cat([exemplar, exemplar_label], dim=1))
-        theta = [normalize_channels(conv(f), center=True) for conv, f in zip(self.theta, structure)]
-        phi = [normalize_channels(conv(f), center=True) for conv, f in zip(self.phi, exemplar_side)]
+        theta = [matching_projection(conv, f) for conv, f in zip(self.theta, structure)]
+        phi = [matching_projection(conv, f) for conv, f in zip(self.phi, exemplar_side)]
         return MatchingFeatures(structure, exemplar_side, theta, phi)
 
     def attend(
@@ -157,11 +175,12 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         """The dense coarsest level: warp B×3×h×w and argmax index B×h×w (see ``dense_correspondence``)."""
         return dense_correspondence(theta, phi, exemplar, self.config.temperature)
 
+    @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first
     def match(
         self,
         features: MatchingFeatures,
         exemplar: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         callback: Callable[[int, torch.Tensor], None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
@@ -193,13 +212,14 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         label: torch.Tensor,
         exemplar: torch.Tensor,
         exemplar_label: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         return_dict: bool = True,
     ) -> CorrespondenceOutput | tuple:
         """Warp ``exemplar`` onto the structure ``label`` at every level.
 
         ``generator`` draws the propagation order per PatchMatch iteration (as the
         research code); without it the order is horizontal first, deterministically.
+        A list of generators (one per batch item) gives each item its own orders.
         """
         check_batch("label", label, self.config.label_channels)
         check_size(*label.shape[-2:], "label")

@@ -18,12 +18,52 @@ __all__ = [
     "ResBlock",
     "SPADE",
     "SPADEResBlock",
+    "InstanceNorm",
+    "instance_norm",
     "positional_norm",
     "channel_layer_norm",
     "normalize_channels",
     "resize_nearest",
     "upsample_bilinear",
 ]
+
+
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Instance norm without affine: per sample and channel, (x − mean_hw) / sqrt(biased var_hw + eps).
+
+    x: B×C×h×w, any float dtype; returns the same shape, dtype and memory format.
+    ``F.instance_norm`` folds B into C, which turns a channels-last map into an NCHW copy
+    (and the next convolution converts it back). Channels-last maps stay channels-last here:
+
+    * bf16/fp16: per sample, instance norm *is* batch norm over the positions, whose CPU
+      kernel reads channels-last directly and accumulates in float32 without a float32
+      copy of the map (the result is rounded to bf16 once, as ``F.instance_norm``'s);
+    * float32: two-pass statistics (``var_mean``) and one fused ``x·rstd − mean·rstd``
+      (the batch-norm kernel's single-pass variance is ~100× less accurate in float32 on
+      offset inputs, README "Performance").
+
+    Other layouts (NCHW, the float64 parity runs) go through ``F.instance_norm``.
+    """
+    if x.dim() != 4 or x.shape[1] == 1 or not x.is_contiguous(memory_format=torch.channels_last):
+        return F.instance_norm(x, eps=eps)
+    if x.dtype in (torch.bfloat16, torch.float16):
+        if x.shape[0] == 1:
+            return F.batch_norm(x, None, None, training=True, eps=eps)
+        return torch.cat([F.batch_norm(x[i : i + 1], None, None, training=True, eps=eps) for i in range(x.shape[0])])
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    rstd = var.add_(eps).rsqrt_()
+    return torch.addcmul(mean.mul_(rstd).neg_(), x, rstd)
+
+
+class InstanceNorm(nn.Module):
+    """:func:`instance_norm` as a module (no parameters, like ``nn.InstanceNorm2d()`` without affine)."""
+
+    def __init__(self, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return instance_norm(x, self.eps)
 
 
 def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -45,9 +85,15 @@ def channel_layer_norm(x: torch.Tensor, eps: float = 1e-8) -> tuple[torch.Tensor
 
 
 def normalize_channels(x: torch.Tensor, center: bool = False, eps: float = 1e-10) -> torch.Tensor:
-    """Divide each pixel's channel vector by (its L2 norm + eps), optionally after centring it."""
+    """Divide each pixel's channel vector by (its L2 norm + eps), optionally after centring it.
+
+    x: B×C×h×w; returns unit-norm (or zero) channel vectors, same shape and dtype. ``eps`` is
+    raised to the dtype's smallest normal number where it would underflow (fp16: 1e-10 → 0,
+    so a zero vector gave 0/0 = NaN); float32, float64 and bf16 keep the published 1e-10.
+    """
     if center:
         x = x - x.mean(dim=1, keepdim=True)
+    eps = max(eps, torch.finfo(x.dtype).tiny)
     return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + eps)
 
 
@@ -82,8 +128,8 @@ class ResBlock(nn.Module):
         self.prelu = nn.PReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.prelu(F.instance_norm(self.conv_0(x)))
-        y = F.instance_norm(self.conv_1(y))
+        y = self.prelu(instance_norm(self.conv_0(x)))
+        y = instance_norm(self.conv_1(y))
         return self.prelu(x + y)
 
 
@@ -129,7 +175,9 @@ class SPADEResBlock(nn.Module):
             self.conv_s = SNConv2d(fin, fout, 1, bias=False)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        cond = resize_nearest(cond, x.shape[-2:])  # once for the block's two or three SPADEs
         shortcut = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, cond), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, cond), 0.2))
-        return shortcut + dx
+        # the SPADE outputs are fresh tensors: the activations overwrite them
+        dx = self.conv_0(F.leaky_relu_(self.norm_0(x, cond), 0.2))
+        dx = self.conv_1(F.leaky_relu_(self.norm_1(dx, cond), 0.2))
+        return dx.add_(shortcut) if not torch.is_grad_enabled() else shortcut + dx

@@ -13,7 +13,9 @@ B×K×h×w (or B×2K×h×w) view: the layout the ConvGRU reads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import warnings
 
 import torch
 
@@ -26,13 +28,20 @@ def matching_dtype(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
+def autocast_disabled(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off on ``device_type`` (a no-op where autocast does not exist, e.g. ``meta``)."""
+    if not torch.amp.is_autocast_available(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def full_precision(fn):
     """Run ``fn`` with autocast disabled, so its correlations and softmax stay in float32+."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         device = next(a.device.type for a in args if isinstance(a, torch.Tensor))
-        with torch.autocast(device_type=device, enabled=False):
+        with autocast_disabled(device):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -53,8 +62,12 @@ def offsets_to_indices(offsets: torch.Tensor) -> torch.Tensor:
 
     The published rule, kept exactly: clamp row and column separately, combine in
     floating point, then truncate — so a fractional row spills into the column.
+    The combination runs in :func:`index_arithmetic_dtype` (fp16/bf16 → float32, float32
+    above 2^24 pixels → float64): a narrower mantissa rounds ``row·w + col`` and can
+    return ``h·w`` (one past the end) or overflow the int64 cast.
     """
     h, w = offsets.shape[1:3]
+    offsets = offsets.to(index_arithmetic_dtype(h, w, offsets.dtype))
     rows, cols = pixel_grid(h, w, offsets)
     row = (rows + offsets[..., 0, :]).clamp_(0, h - 1)
     col = (cols + offsets[..., 1, :]).clamp_(0, w - 1)
@@ -75,6 +88,17 @@ def exact_index_arithmetic(h: int, w: int, dtype: torch.dtype) -> bool:
     """Whether every flat index of an h×w grid is exact in ``dtype`` (so integer shortcuts hold)."""
     mantissa = {torch.float64: 53, torch.float32: 24}.get(dtype, 11 if dtype == torch.float16 else 8)
     return h * w <= 2**mantissa
+
+
+def index_arithmetic_dtype(h: int, w: int, dtype: torch.dtype) -> torch.dtype:
+    """The dtype ``offsets_to_indices`` combines ``row·w + col`` in for an h×w grid given ``dtype`` offsets.
+
+    ``dtype`` itself when it is float32 or float64 and holds every flat index exactly; else the
+    narrowest of float32 / float64 that does (fp16 and bf16 are always promoted).
+    """
+    if dtype in (torch.float32, torch.float64) and exact_index_arithmetic(h, w, dtype):
+        return dtype
+    return torch.float32 if exact_index_arithmetic(h, w, torch.float32) else torch.float64
 
 
 def gather_pixels(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -98,34 +122,87 @@ def match_scores(
 ) -> torch.Tensor:
     """⟨θ(p), φ(index_k(p))⟩ for every pixel p and candidate k: index B×h×w×K → B×h×w×K.
 
-    Vectorised over batch and candidates: each pixel's K exemplar feature rows are
-    gathered and dotted with its own θ in one batched matrix product. Pixels are
-    processed in chunks so that at most ``chunk_elements`` gathered values exist at once.
+    theta, phi: B×C×h×w matching features (promoted to float32 when half precision);
+    index: flat exemplar positions in [0, h·w). The scores are the plain equation
+    ``scores[b, p, k] = Σ_c θ[b, c, p] · φ[b, c, index[b, p, k]]``, computed one of two ways:
+
+    * inference on CPU: ``torch.sparse.sampled_addmm`` evaluates exactly the entries
+      (p, index_k(p)) of the product Θ·Φᵀ without gathering φ rows
+      (see ``candidate_scores_sampled``);
+    * under autograd or on other devices: each pixel's K exemplar rows are gathered and
+      dotted with its own θ in one batched matrix product (``candidate_scores_gathered``).
+
+    Pixels are processed in chunks so that at most ``chunk_elements`` gathered values
+    (or about that many sampled entries' index copies) exist at once.
     """
     theta, phi = matching_dtype(theta), matching_dtype(phi)
     b, c, h, w = theta.shape
     k, n = index.shape[-1], h * w
-    query = pixel_table(theta).reshape(b * n, c, 1).contiguous()  # no copies when channels-last
+    query = pixel_table(theta).reshape(b * n, c).contiguous()  # no copies when channels-last
     table = pixel_table(phi).reshape(b * n, c).contiguous()
     rows = index.reshape(b, n * k)
     if b > 1:  # rows of the stacked B·N-row table
         rows = rows + torch.arange(b, device=rows.device).view(b, 1) * n
     rows = rows.view(b * n, k)
-    # inference writes each chunk in place; under autograd (training) the chunks are concatenated
     differentiable = torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad)
-    scores = None if differentiable else torch.empty(b * n, k, 1, dtype=theta.dtype, device=theta.device)
+    if theta.device.type == "cpu" and not differentiable:
+        scores = candidate_scores_sampled(query, table, rows, chunk_elements)
+    else:
+        scores = candidate_scores_gathered(query, table, rows, chunk_elements, differentiable)
+    return scores.view(b, h, w, k)
+
+
+def candidate_scores_gathered(
+    query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, chunk_elements: int, differentiable: bool
+) -> torch.Tensor:
+    """scores[p, k] = ⟨query[p], table[rows[p, k]]⟩ by gathering rows and a batched product.
+
+    query: M×C, table: N×C, rows: M×K (int64 in [0, N)) → M×K. Under autograd the chunks
+    are concatenated (differentiable in ``query`` and ``table``); otherwise written in place.
+    """
+    m, c = query.shape
+    k = rows.shape[-1]
+    query = query.view(m, c, 1)
+    scores = None if differentiable else torch.empty(m, k, 1, dtype=query.dtype, device=query.device)
     chunks = []
     step = max(1, chunk_elements // (k * c))
-    for start in range(0, b * n, step):
-        stop = min(b * n, start + step)
+    for start in range(0, m, step):
+        stop = min(m, start + step)
         gathered = table.index_select(0, rows[start:stop].reshape(-1)).view(stop - start, k, c)
         if differentiable:
             chunks.append(torch.bmm(gathered, query[start:stop]))
         else:
             torch.bmm(gathered, query[start:stop], out=scores[start:stop])
-    if differentiable:
-        scores = torch.cat(chunks)
-    return scores.view(b, h, w, k)
+    return (torch.cat(chunks) if differentiable else scores).view(m, k)
+
+
+def candidate_scores_sampled(query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, chunk_elements: int) -> torch.Tensor:
+    """scores[p, k] = ⟨query[p], table[rows[p, k]]⟩ as the sampled entries of query·tableᵀ (CPU inference).
+
+    query: M×C, table: N×C, rows: M×K (int64 in [0, N), repeats allowed) → M×K. Each chunk
+    of pixels is a CSR pattern with K entries per row at the candidates' columns;
+    ``torch.sparse.sampled_addmm`` computes only those dot products, in the pattern's order,
+    so no K×C gathered copy of φ exists. Not differentiable (use ``candidate_scores_gathered``).
+    """
+    m, k = rows.shape
+    n = table.shape[0]
+    scores = torch.empty(m, k, dtype=query.dtype, device=query.device)
+    step = max(1, chunk_elements // k)
+    table_t = table.t()
+    crow_full = torch.arange(0, (min(step, m) + 1) * k, k, device=rows.device)
+    # the pattern's own values are scaled by beta = 0, but 0 · NaN is NaN: they must be zeros
+    zeros = torch.zeros(min(step, m) * k, dtype=query.dtype, device=query.device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        for start in range(0, m, step):
+            stop = min(m, start + step)
+            pattern = torch.sparse_csr_tensor(
+                crow_full[: stop - start + 1], rows[start:stop].reshape(-1),
+                zeros[: (stop - start) * k], (stop - start, n), check_invariants=False,
+            )
+            sampled = torch.sparse.sampled_addmm(pattern, query[start:stop], table_t, beta=0.0)
+            scores[start:stop] = sampled.values().view(stop - start, k)
+    return scores
 
 
 @full_precision

@@ -8,11 +8,13 @@ Candidates are pixel-major (B×h×w×K indices, B×h×w×2×K offsets; see ``mat
 
 from __future__ import annotations
 
+from typing import Callable, Sequence, Union
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import resize_nearest
+from .layers import InstanceNorm, resize_nearest
 from .matching import (
     exact_index_arithmetic,
     indices_to_offsets,
@@ -107,10 +109,10 @@ class PatchMatch(nn.Module):
         self.learn_gru = learn_gru
         self.init_hidden = nn.Sequential(
             nn.Conv2d(2 * feature_channels, hidden_channels, 3, padding=1),
-            nn.InstanceNorm2d(hidden_channels),
+            InstanceNorm(),
             nn.ReLU(),
             nn.Conv2d(hidden_channels, hidden_channels, 3, padding=1),
-            nn.InstanceNorm2d(hidden_channels),
+            InstanceNorm(),
             nn.ReLU(),
         )
         self.update = UpdateBlock(num_candidates, hidden_channels)
@@ -158,24 +160,29 @@ class PatchMatch(nn.Module):
         phi: torch.Tensor,
         exemplar: torch.Tensor,
         offsets: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Match θ (B×C×h×w) against φ, starting from ``offsets`` (B×h×w×2×K).
 
         Returns the warped exemplar B×3×h×w (exemplar already at h×w) and the final
         K indices per pixel (B×h×w×K, candidate order kept). Without ``generator``
-        every step propagates horizontally first; with one, the order is drawn per step.
+        every step propagates horizontally first; with one, the order is drawn per step
+        (see :func:`propagation_orders`; a list gives each batch item its own).
         """
         theta, phi = matching_dtype(theta), matching_dtype(phi)
         offsets = offsets.to(theta.dtype)
-        # matching runs in float32+, the ConvGRU in the weights' dtype (e.g. fp16 components)
-        hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
-        for _ in range(self.iterations):
-            offsets, probs = self.search(theta, phi, offsets, _horizontal_first(generator))
-            # pixel-major B×h×w×C is channels-last B×C×h×w: the GRU reads and writes it without copies
-            offset_maps = offsets.flatten(3).permute(0, 3, 1, 2).to(hidden.dtype)  # B×2K×h×w
-            hidden, delta = self.update(hidden, probs.permute(0, 3, 1, 2).to(hidden.dtype), offset_maps)
-            offsets = offsets + delta.permute(0, 2, 3, 1).reshape(offsets.shape).to(offsets.dtype)
+        orders = propagation_orders(generator, self.iterations, theta.shape[0])
+        # published mode: the GRU's offsets only reach the loss through integer indices, so no
+        # gradient can flow back through it; record no autograd graph for it (training memory)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.learn_gru):
+            # matching runs in float32+, the ConvGRU in the weights' dtype (e.g. fp16 components)
+            hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
+            for horizontal_first in orders:
+                offsets, probs = by_propagation_order(self.search, horizontal_first, theta, phi, offsets)
+                # pixel-major B×h×w×C is channels-last B×C×h×w: the GRU reads and writes it without copies
+                offset_maps = offsets.flatten(3).permute(0, 3, 1, 2).to(hidden.dtype)  # B×2K×h×w
+                hidden, delta = self.update(hidden, probs.permute(0, 3, 1, 2).to(hidden.dtype), offset_maps)
+                offsets = offsets + delta.permute(0, 2, 3, 1).reshape(offsets.shape).to(offsets.dtype)
         index = offsets_to_indices(offsets)
         if self.learn_gru:  # differentiable in the GRU's updates; index only seeds the next level
             return bilinear_warp(theta, phi, exemplar, offsets.permute(0, 3, 4, 1, 2), self.temperature), index
@@ -183,10 +190,71 @@ class PatchMatch(nn.Module):
         return warp_by_indices(exemplar.to(weights.dtype), index, weights), index
 
 
-def _horizontal_first(generator: torch.Generator | None) -> bool:
+#: what the ``generator`` argument takes: none, one, or one per batch item (as diffusers pipelines)
+Generators = Union[torch.Generator, Sequence[torch.Generator], None]
+
+
+def propagation_orders(generator: Generators, iterations: int, batch_size: int) -> list[list[bool]]:
+    """Per iteration, per batch item: whether the PatchMatch step propagates horizontally first.
+
+    ``None``: always horizontal first. One generator: one draw per iteration, shared by the
+    batch. A list (one generator per item): item i's orders come from generator i only, so an
+    item's result does not depend on what else is in the batch. Each generator draws all of a
+    level's ``iterations`` numbers at once on its own device (the same stream as one draw per
+    iteration on a CPU generator), read back together: one host sync per level, not per iteration.
+    """
     if generator is None:
-        return True
-    return bool(torch.rand((), generator=generator, device=generator.device) < 0.5)
+        return [[True] * batch_size for _ in range(iterations)]
+    if isinstance(generator, torch.Generator):
+        generators = [generator]
+    else:
+        generators = list(generator)
+        if len(generators) != batch_size or not all(isinstance(g, torch.Generator) for g in generators):
+            raise ValueError(
+                f"generator must be one torch.Generator or a list of {batch_size} (one per batch item), "
+                f"got {len(generators)} items"
+            )
+    draws = [torch.rand(iterations, generator=g, device=g.device) for g in generators]
+    table = torch.stack([d.to(draws[0].device) for d in draws]).lt(0.5).tolist()  # the one host sync
+    if len(table) == 1:
+        return [[first] * batch_size for first in table[0]]
+    return [list(column) for column in zip(*table)]
 
 
-__all__ = ["PatchMatch", "initial_offsets", "propagate", "neighbour_indices", "HORIZONTAL", "VERTICAL"]
+def by_propagation_order(
+    step: Callable[..., tuple[torch.Tensor, ...]], horizontal_first: list[bool], *tensors: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """``step(*tensors, horizontal_first)`` on the batch, where items may differ in order.
+
+    ``tensors`` are batch-first; ``step`` treats items independently and returns batch-first
+    tensors. When every item has the same order it runs once on the whole batch, else once
+    per order on that order's items, and the outputs are put back in batch order.
+    """
+    if all(order == horizontal_first[0] for order in horizontal_first):
+        return step(*tensors, horizontal_first[0])
+    device = tensors[0].device
+    groups = []
+    for order in (True, False):
+        items = torch.tensor([i for i, o in enumerate(horizontal_first) if o == order], device=device)
+        groups.append((items, step(*(t.index_select(0, items) for t in tensors), order)))
+    outputs = []
+    for part in range(len(groups[0][1])):
+        first = groups[0][1][part]
+        out = first.new_empty((len(horizontal_first), *first.shape[1:]))
+        for items, results in groups:
+            out.index_copy_(0, items, results[part])
+        outputs.append(out)
+    return tuple(outputs)
+
+
+__all__ = [
+    "PatchMatch",
+    "Generators",
+    "propagation_orders",
+    "by_propagation_order",
+    "initial_offsets",
+    "propagate",
+    "neighbour_indices",
+    "HORIZONTAL",
+    "VERTICAL",
+]

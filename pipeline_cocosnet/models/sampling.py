@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .matching import autocast_disabled
+
 
 def sample_at_offsets(x: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Bilinearly sample ``x`` at every pixel's candidate positions.
@@ -40,7 +42,7 @@ def bilinear_warp(
     theta, phi: B×C×h×w matching features; exemplar: B×3×h×w; offsets: B×2×K×h×w.
     Returns the warp B×3×h×w (float32 or wider; autocast is disabled inside).
     """
-    with torch.autocast(device_type=theta.device.type, enabled=False):
+    with autocast_disabled(theta.device.type):
         dtype = torch.promote_types(theta.dtype, torch.float32)
         theta, phi, exemplar, offsets = (t.to(dtype) for t in (theta, phi, exemplar, offsets))
         scores = (sample_at_offsets(phi, offsets) * theta.unsqueeze(2)).sum(dim=1)  # B×K×h×w

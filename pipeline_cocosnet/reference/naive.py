@@ -19,7 +19,7 @@ from pipeline_cocosnet.models.attention import dense_attention
 from pipeline_cocosnet.models.correspondence import CoCosNetCorrespondence
 from pipeline_cocosnet.models.layers import SPADE, resize_nearest
 from pipeline_cocosnet.models.matching import full_precision, matching_dtype, pixel_table
-from pipeline_cocosnet.models.patchmatch import PatchMatch, _horizontal_first
+from pipeline_cocosnet.models.patchmatch import PatchMatch, by_propagation_order, propagation_orders
 from pipeline_cocosnet.models.update import SepConvGRU
 
 
@@ -48,8 +48,8 @@ def full_attention(
 def to_indices(offsets: torch.Tensor) -> torch.Tensor:
     """Offsets B×2×K×h×w → indices B×K×h×w: clamp per axis, combine in float, truncate (docs/architecture.md §7)."""
     h, w = offsets.shape[-2:]
-    rows = torch.arange(h, dtype=offsets.dtype).view(h, 1)
-    cols = torch.arange(w, dtype=offsets.dtype).view(1, w)
+    rows = torch.arange(h, dtype=offsets.dtype, device=offsets.device).view(h, 1)
+    cols = torch.arange(w, dtype=offsets.dtype, device=offsets.device).view(1, w)
     row = torch.clamp(rows + offsets[:, 0], 0, h - 1)
     col = torch.clamp(cols + offsets[:, 1], 0, w - 1)
     return (row * w + col).long()
@@ -58,8 +58,8 @@ def to_indices(offsets: torch.Tensor) -> torch.Tensor:
 def to_offsets(index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Indices B×K×h×w → integer offsets B×2×K×h×w."""
     h, w = index.shape[-2:]
-    rows = torch.arange(h).view(h, 1)
-    cols = torch.arange(w).view(1, w)
+    rows = torch.arange(h, device=index.device).view(h, 1)
+    cols = torch.arange(w, device=index.device).view(1, w)
     return torch.stack([index // w - rows, index % w - cols], dim=1).to(dtype)
 
 
@@ -81,14 +81,18 @@ class NaivePatchMatch(PatchMatch):
         probs, order = probs.topk(self.num_candidates, dim=1)
         return to_offsets(index.gather(1, order), offsets.dtype), probs
 
+    def propagate_and_select(self, theta, phi, offsets, horizontal_first: bool):
+        for dim in (-1, -2) if horizontal_first else (-2, -1):
+            offsets, probs = self.select(theta, phi, shift_candidates(offsets, dim))
+        return offsets, probs
+
     def forward(self, theta, phi, exemplar, offsets, generator=None):
         theta, phi = matching_dtype(theta), matching_dtype(phi)
         offsets = offsets.permute(0, 3, 4, 1, 2).to(theta.dtype)  # the model's seeds → B×2×K×h×w
         hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
-        for _ in range(self.iterations):
+        for horizontal_first in propagation_orders(generator, self.iterations, theta.shape[0]):
             with torch.no_grad():
-                for dim in (-1, -2) if _horizontal_first(generator) else (-2, -1):
-                    offsets, probs = self.select(theta, phi, shift_candidates(offsets, dim))
+                offsets, probs = by_propagation_order(self.propagate_and_select, horizontal_first, theta, phi, offsets)
             hidden, delta = self.update(hidden, probs.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
             offsets = offsets + delta.view_as(offsets).to(offsets.dtype)
         index = to_indices(offsets)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.attention import dense_attention
+from ..models.matching import full_precision
 
 __all__ = [
     "VGG_FEATURE_WEIGHTS",
@@ -135,11 +136,13 @@ def warp_loss(warps: list[torch.Tensor], target: torch.Tensor, weights: torch.Te
     return total
 
 
+@full_precision
 def cycle_warp(theta: torch.Tensor, phi: torch.Tensor, warp: torch.Tensor, temperature: float) -> torch.Tensor:
     """Warp the dense-level warp back onto the exemplar with the transposed attention.
 
     theta, phi: B×C×h×w level-0 matching features; warp: B×3×h×w (level-0 warp).
-    Returns B×3×h×w = softmax over structure positions of φᵀθ/τ, applied to the warp.
+    Returns B×3×h×w = softmax over structure positions of φᵀθ/τ, applied to the warp
+    (float32 or wider: autocast is off, as for every correlation; see README, Precision).
     """
     b, _, h, w = warp.shape
     attention = dense_attention(phi, theta, temperature)  # B×N_exemplar×N_structure

@@ -13,6 +13,7 @@ folded, loadable with ``CoCosNetPipeline.from_pretrained``; they are written ato
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 from pathlib import Path
@@ -54,7 +55,7 @@ from .monitor import CSVLogger, label_to_rgb, sample_grid
 from .spectral import folded_copy
 from .vgg import VGG_LAYERS, load_vgg19
 
-__all__ = ["Trainer", "TrainState", "train"]
+__all__ = ["Trainer", "TrainState", "train", "check_finite"]
 
 logger = logging.getLogger("pipeline_cocosnet.training")
 
@@ -160,6 +161,7 @@ class Trainer:
         )
         self.state = TrainState(generator.propagation_rng)
         accelerator.register_for_checkpointing(self.state)
+        self.discriminator_scaler = self.separate_loss_scales()
 
         weights = config.loss
         self.vgg = None
@@ -180,6 +182,17 @@ class Trainer:
     def generator_module(self) -> TrainingGenerator:
         return self.accelerator.unwrap_model(self.generator)
 
+    def separate_loss_scales(self) -> Optional[Any]:
+        """fp16: give D its own gradient scaler (a copy of accelerate's), so that an overflow in D's
+        gradients halves D's loss scale only, not G's; checkpointed with the run. None without a scaler."""
+        accelerator = self.accelerator
+        if accelerator.scaler is None:
+            return None
+        scaler = copy.deepcopy(accelerator.scaler)
+        self.opt_d.scaler = scaler
+        accelerator.register_for_checkpointing(scaler)
+        return scaler
+
     def discriminator_step(self, batch: dict[str, Any], out: GeneratorOutput) -> dict[str, torch.Tensor]:
         """Hinge loss on D for one micro-batch (fake detached); backward and (when synced) the D update."""
         label, image = batch["label"], batch["image"]
@@ -187,7 +200,13 @@ class Trainer:
         pred = self.discriminator(torch.cat([torch.cat([label, fake], 1), torch.cat([label, image], 1)], 0))
         pred_fake, pred_real = _split(pred)
         loss = self.config.loss.gan * hinge_discriminator_loss(pred_real, pred_fake)
-        self.accelerator.backward(loss)
+        generator_scaler = self.accelerator.scaler
+        if self.discriminator_scaler is not None:  # accelerator.backward scales with accelerator.scaler
+            self.accelerator.scaler = self.discriminator_scaler
+        try:
+            self.accelerator.backward(loss)
+        finally:
+            self.accelerator.scaler = generator_scaler
         self.opt_d.step()
         self.opt_d.zero_grad(set_to_none=True)
         return {"D": loss.detach()}
@@ -442,9 +461,7 @@ class Trainer:
                 if not accelerator.sync_gradients:
                     continue
                 state.step += 1
-                if not all(torch.isfinite(v) for v in logs.values()):
-                    bad = [k for k, v in logs.items() if not torch.isfinite(v)]
-                    raise FloatingPointError(f"non-finite loss at step {state.step}: {', '.join(bad)}")
+                check_finite(logs, state.step)
                 if (run.log_every and state.step % run.log_every == 0) or state.step == self.total_steps:
                     self._log(state.log_sums, state.log_count)
                     state.log_sums, state.log_count = {}, 0
@@ -481,6 +498,17 @@ class Trainer:
 def train(config: TrainConfig) -> Path:
     """Train as configured; returns the folder of the final pipeline."""
     return Trainer(config).train()
+
+
+def check_finite(losses: dict[str, torch.Tensor], step: int) -> None:
+    """Raise FloatingPointError naming every non-finite loss (scalars); one host sync, not one per loss."""
+    if not losses:
+        return
+    finite = torch.isfinite(torch.stack([v.detach().float().reshape(()) for v in losses.values()]))
+    if bool(finite.all()):
+        return
+    bad = [name for name, ok in zip(losses, finite.tolist()) if not ok]
+    raise FloatingPointError(f"non-finite loss at step {step}: {', '.join(bad)}")
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
