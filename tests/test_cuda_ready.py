@@ -244,7 +244,7 @@ def test_naive_twin_takes_the_same_generator_lists():
 def test_the_frozen_gru_records_no_autograd_graph(learn_gru):
     """Published mode: the GRU's offsets reach the loss only as integer indices, so it runs without a graph."""
     patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
-    patchmatch.learn_offsets = learn_gru
+    patchmatch.learn_gru = learn_gru
     grad_enabled = []
     for module in (patchmatch.init_hidden, patchmatch.update):
         module.register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
