@@ -14,7 +14,7 @@ does (no autocast), so the times are those of ``pipe(...)`` without pre/post-pro
     python benchmarks/bench_inference.py --device cuda --sizes 512 1024 --batch 1 4 \\
         --dtypes float32 float16 bfloat16 --impl fast naive --isolate --json results.json
 
-Implementations: ``fast`` is pipeline_cocosnet as shipped; ``naive`` is benchmarks/naive.py,
+Implementations: ``fast`` is pipeline_cocosnet as shipped; ``naive`` is pipeline_cocosnet/reference/naive.py,
 the same algorithm written the straightforward way (per-candidate loop, full N×N attention,
 NCHW, one convolution per SPADE γ/β and GRU gate). The naive rewrite is NOT the research
 code: it is about 2–3× slower than the research code itself (issue 14 measured the research
@@ -46,7 +46,7 @@ PUBLISHED = dict(label_channels=20, nef=32, ngf=64)
 
 def build(impl: str, device: str, dtype: torch.dtype, seed: int = 0):
     """Random-weight correspondence + translator in the published configuration."""
-    from benchmarks.naive import naive_copy, plain_layers
+    from pipeline_cocosnet.reference.naive import naive_copy, plain_layers
     from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
 
     torch.manual_seed(seed)
@@ -90,7 +90,7 @@ def run_once(correspondence, translator, inputs, sync) -> tuple[dict[str, float]
 
     features = correspondence.encode(label, exemplar, exemplar_label)
     mark("encoders")
-    warps, _ = correspondence.match(features, exemplar, callback=lambda level: mark(f"level{level}"))
+    warps, _ = correspondence.match(features, exemplar, callback=lambda level, warp: mark(f"level{level}"))
     del features  # as pipe(...) does: freed before the translator
     image = translator(label, warps)
     mark("translator")
@@ -162,7 +162,7 @@ def run_case(case: dict) -> dict:
 
 
 #: the column header of the straightforward rewrite: what it is, so nobody reads it as the research code
-NAIVE_LABEL = "naive rewrite float32 (benchmarks/naive.py, not the research code)"
+NAIVE_LABEL = "naive rewrite float32 (pipeline_cocosnet/reference/naive.py, not the research code)"
 
 
 def _case_key(r: dict) -> tuple:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline_cocosnet.processing.labels import mask_to_indexed_palette
+from pipeline_cocosnet.processing.formats.ade20k import mask_to_indexed_palette
 from pipeline_cocosnet.training.data.scenes import make_scene
 
 SEEDS = (5006, 5012, 5019, 5021, 5010, 5001)

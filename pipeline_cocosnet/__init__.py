@@ -1,7 +1,9 @@
 """CoCosNet v2: full-resolution correspondence learning for exemplar-based image translation."""
 
 from .models import CoCosNetCorrespondence, CoCosNetTranslator, CorrespondenceOutput
-from .pipeline import DEMO_MODEL, CoCosNetPipeline, CoCosNetPipelineOutput, ExemplarSuggestion, demo_model_path
+from .demo_model import DEMO_MODEL, demo_model_path
+from .pipeline import CoCosNetPipeline
+from .pipeline_output import CoCosNetPipelineOutput, ExemplarSuggestion
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""Convert the published CoCosNet v2 checkpoints into our components (SPEC §9).
+"""Convert the published CoCosNet v2 checkpoints into our components (docs/architecture.md §9).
 
 Reads ``latest_net_Corr.pth`` / ``latest_net_G.pth`` (``torch.load(weights_only=True)``,
 never unpickling arbitrary objects) or the same state dicts as ``.safetensors``, folds

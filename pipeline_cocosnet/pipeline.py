@@ -1,73 +1,73 @@
-"""CoCosNetPipeline: structure + exemplar → image, in the style of diffusers pipelines."""
+"""CoCosNetPipeline: structure + exemplar → image, in the style of diffusers pipelines.
+
+The networks are in ``models/`` (docs/architecture.md), the conversions of user inputs in
+``processing/`` (structure encoders, :class:`~.processing.image_processor.CoCosNetImageProcessor`),
+what a call returns in ``pipeline_output.py``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import PIL.Image
 import torch
 import torch.nn.functional as F
 from diffusers import DiffusionPipeline
-from diffusers.utils import BaseOutput
+from diffusers.utils import replace_example_docstring
 from huggingface_hub import create_repo, upload_folder
 
+from .demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX, demo_model_path
 from .hub import check_local_weights, hub_errors
 from .model_card import write_model_card
 from .precision import float32_precision
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
 from .models.attention import best_correlation
 from .models.inputs import check_size
+from .pipeline_output import CoCosNetPipelineOutput, ExemplarSuggestion
 from .processing.backends import BackendMissingError, ModelUnavailableError
-from .processing.base import StructureEncoder, StructureError, get_encoder
-from .processing.images import as_photo, exemplar_to_tensor, image_file_size, to_output
+from .processing.encoders import ENCODERS, StructureEncoder, get_encoder
+from .processing.errors import StructureError
+from .processing.image_processor import OUTPUT_TYPES, CoCosNetImageProcessor
+from .processing.images import image_file_size
 
-OUTPUT_TYPES = ("pil", "np", "pt")
+__all__ = [
+    "CoCosNetPipeline",
+    "CoCosNetPipelineOutput",
+    "ExemplarSuggestion",
+    "DEMO_MODEL",
+    "DEMO_ORIGIN_PREFIX",
+    "demo_model_path",
+    "EXAMPLE_DOC_STRING",
+]
 
-#: the documented name of the embedded demo model (``CoCosNetPipeline.from_pretrained(DEMO_MODEL)``)
-DEMO_MODEL = "demo"
-#: how the demo model's ``config.origin`` starts (the app shows it as a note)
-DEMO_ORIGIN_PREFIX = "demo weights trained on procedural scenes"
+#: called after each level of the hierarchy: (pipeline, level index, that level's warp)
+LevelCallback = Callable[["CoCosNetPipeline", int, torch.Tensor], Any]
 
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> from PIL import Image
+        >>> from pipeline_cocosnet import CoCosNetPipeline
 
-def demo_model_path() -> Path:
-    """The folder of the embedded demo pipeline (mask-to-image, 128×128, trained on procedural
-    landscape scenes in ADE20k class ids by this package's training code, NOT on ADE20k)."""
-    return Path(__file__).resolve().parent / "weights" / "demo-scenes"
+        >>> # the embedded demo model: mask-to-image at 128×128, trained on procedural scenes
+        >>> pipe = CoCosNetPipeline.from_pretrained("demo")
+        >>> mask = Image.open("examples/mask-to-image/scene_5001_mask.png")  # ADE20k class ids
+        >>> exemplar = Image.open("examples/mask-to-image/scene_5006.png")
+        >>> exemplar_mask = Image.open("examples/mask-to-image/scene_5006_mask.png")
+        >>> image = pipe(mask, exemplar, exemplar_mask).images[0]
 
-
-@dataclass
-class CoCosNetPipelineOutput(BaseOutput):
-    """Output of :class:`CoCosNetPipeline`.
-
-    Attributes:
-        images: the translated images: a list of PIL images, a B×H×W×3 array in [0, 1]
-            or a B×3×H×W tensor in [0, 1], as ``output_type`` asked.
-        warps: with ``return_warps=True``, the warped exemplar per level, coarsest
-            first (H/8 … H), each in the same output type; otherwise ``None``.
-    """
-
-    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
-    warps: list[Any] | None = None
-
-
-@dataclass(frozen=True)
-class ExemplarSuggestion:
-    """One ranked gallery exemplar from :meth:`CoCosNetPipeline.suggest_exemplars`.
-
-    Attributes:
-        index: position of the exemplar in the gallery given.
-        score: mean over structure positions of the best dense-level match score, in [-1, 1]
-            (higher: every part of the structure finds a similar part in the exemplar).
-    """
-
-    index: int
-    score: float
+        >>> # the warp of every level as it finishes (coarsest first)
+        >>> sizes = []
+        >>> output = pipe(mask, exemplar, exemplar_mask, callback_on_level_end=lambda p, level, warp: sizes.append(warp.shape[-1]))
+        >>> sizes
+        [16, 32, 64, 128]
+        ```
+"""
 
 
 class CoCosNetPipeline(DiffusionPipeline):
@@ -77,7 +77,14 @@ class CoCosNetPipeline(DiffusionPipeline):
     (:class:`CoCosNetTranslator`). Config: ``task`` (which structure encoder turns user
     inputs into labels: ``"pose-to-body"``, ``"mask-to-image"``, ``"edge-to-face"``, or
     ``None`` for pre-encoded label tensors only), ``resolution`` ([H, W] the model was
-    trained at), and model-card metadata (``license``, ``origin``).
+    trained at), model-card metadata (``license``, ``origin``) and ``structure_encoder``
+    (the encoder's options, see :attr:`structure_encoder`).
+
+    Args:
+        structure_encoder: the task's encoder with its options (e.g.
+            ``EdgeEncoder(align_faces=True)``), or its saved options as a dict, or ``None`` for
+            the task's default encoder. Kept for the pipeline's life; its options are saved by
+            :meth:`save_pretrained` and restored by :meth:`from_pretrained`.
     """
 
     model_cpu_offload_seq = "correspondence->translator"
@@ -95,6 +102,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         resolution: tuple[int, int] | list[int] = (512, 512),
         license: str = "other",
         origin: str = "",
+        structure_encoder: StructureEncoder | dict[str, Any] | None = None,
     ):
         super().__init__()
         self.register_modules(correspondence=correspondence, translator=translator)
@@ -104,12 +112,10 @@ class CoCosNetPipeline(DiffusionPipeline):
                 f"correspondence takes {correspondence.config.label_channels} label channels but the translator "
                 f"{translator.config.label_channels}: the components do not belong together"
             )
-        encoder = self.structure_encoder
-        if encoder is not None and encoder.channels != self.label_channels:
-            raise ValueError(
-                f"task {task!r} encodes structures into {encoder.channels} channels but the model takes "
-                f"{self.label_channels}"
-            )
+        if isinstance(structure_encoder, dict):
+            structure_encoder = _encoder_from_config(structure_encoder)
+        self.image_processor = CoCosNetImageProcessor()
+        self.structure_encoder = structure_encoder
 
     def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None) -> None:
         """Not supported: the fused SPADE and ConvGRU layers read their child convolutions' weights
@@ -132,25 +138,32 @@ class CoCosNetPipeline(DiffusionPipeline):
 
     @property
     def structure_encoder(self) -> StructureEncoder | None:
-        """The task's structure encoder, or ``None`` when the pipeline takes label tensors only.
+        """The structure encoder (one object, kept), or ``None`` when the pipeline takes label tensors only.
 
-        Assign one to configure it (e.g. ``pipe.structure_encoder = EdgeEncoder(align_faces=True)``
-        or a pose encoder with a photo backend); its channel count must match the model's.
+        Configure it in place (``pipe.structure_encoder.align_faces = True``) or assign another
+        (``pipe.structure_encoder = EdgeEncoder(align_faces=True)``; ``None``: the task's
+        default); its channel count must match the model's. Its options go into
+        ``config.structure_encoder`` when assigned and when the pipeline is saved.
         """
-        if getattr(self, "_structure_encoder", None) is not None:
-            return self._structure_encoder
-        if not self.config.task:
-            return None
-        kwargs = {"channels": self.label_channels} if self.config.task == "edge-to-face" else {}
-        return get_encoder(self.config.task, **kwargs)
+        return self._structure_encoder
 
     @structure_encoder.setter
     def structure_encoder(self, encoder: StructureEncoder | None) -> None:
+        if encoder is None and self.config.task:
+            kwargs = {"channels": self.label_channels} if self.config.task == "edge-to-face" else {}
+            encoder = get_encoder(self.config.task, **kwargs)
         if encoder is not None and encoder.channels != self.label_channels:
             raise ValueError(
-                f"{type(encoder).__name__} produces {encoder.channels} channels but the model takes {self.label_channels}"
+                f"{type(encoder).__name__} ({encoder.task}) encodes structures into {encoder.channels} channels but "
+                f"the model takes {self.label_channels}"
             )
         self._structure_encoder = encoder
+        self._register_encoder_options()
+
+    def _register_encoder_options(self) -> None:
+        """Put the encoder's current options into the config (saved in ``model_index.json``)."""
+        encoder = self._structure_encoder
+        self.register_to_config(structure_encoder=encoder.get_config() if encoder is not None else None)
 
     @property
     def is_demo(self) -> bool:
@@ -184,12 +197,35 @@ class CoCosNetPipeline(DiffusionPipeline):
         with hub_errors(name, "load"), _quiet_diffusers():  # one-line errors instead of "check the stacktrace above"
             return super().from_pretrained(name, **kwargs)
 
+    @classmethod
+    def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs):
+        """A pipeline sharing ``pipeline``'s components (no copies), e.g. with another structure encoder::
+
+            aligned = CoCosNetPipeline.from_pipe(pipe, structure_encoder=EdgeEncoder(align_faces=True))
+
+        The components keep their dtype unless ``dtype`` says otherwise (diffusers' default would
+        cast the shared components to float32, under the first pipeline too).
+        """
+        if "dtype" not in kwargs and "torch_dtype" not in kwargs:
+            kwargs["dtype"] = pipeline.dtype
+        return super().from_pipe(pipeline, **kwargs)
+
     # ------------------------------------------------------------------ saving
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """Save components (safetensors), ``model_index.json`` and a model card ``README.md``."""
-        super().save_pretrained(save_directory, **kwargs)
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> None:
+        """Save components (safetensors), ``model_index.json`` and our model card ``README.md``.
+
+        ``push_to_hub=True`` then uploads the folder, card included, to ``repo_id`` (default: the
+        folder's name), with diffusers' Hub arguments (``commit_message``, ``private``, ``token``,
+        ``create_pr``). The card is written before anything is uploaded (diffusers' own push would
+        upload its generic card).
+        """
+        hub = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "private", "token", "create_pr") if key in kwargs}
+        self._register_encoder_options()  # options set on the encoder since it was assigned
+        super().save_pretrained(save_directory, push_to_hub=False, **kwargs)
         write_model_card(self, Path(save_directory) / "README.md")
+        if push_to_hub:
+            self._upload(save_directory, hub.pop("repo_id", Path(save_directory).resolve().name), **hub)
 
     def push_to_hub(
         self,
@@ -200,14 +236,30 @@ class CoCosNetPipeline(DiffusionPipeline):
         create_pr: bool = False,
         variant: str | None = None,
     ) -> str:
-        """Upload the pipeline folder (weights, ``model_index.json``, our model card) to the Hub."""
+        """Upload the pipeline folder (weights, ``model_index.json``, our model card) to the Hub; returns the repo id."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, variant=variant)
+            return self._upload(folder, repo_id, commit_message, private, token, create_pr)
+
+    @staticmethod
+    def _upload(
+        folder: str | os.PathLike,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+    ) -> str:
+        """Create the Hub repo if needed and upload ``folder`` as it is; returns the repo id.
+
+        Hub failures raise :class:`~pipeline_cocosnet.hub.HubError` in one line naming the repo.
+        """
         with hub_errors(repo_id, "push"):
             repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as folder, hub_errors(repo_id, "push"):
-            self.save_pretrained(folder, variant=variant)
+        with hub_errors(repo_id, "push"):
             upload_folder(
                 repo_id=repo_id,
-                folder_path=folder,
+                folder_path=str(folder),
                 commit_message=commit_message or "Upload CoCosNet v2 pipeline",
                 token=token,
                 create_pr=create_pr,
@@ -264,54 +316,67 @@ class CoCosNetPipeline(DiffusionPipeline):
             )
         return encoder.encode(structure, size, dtype=dtype)
 
-    @staticmethod
-    def _as_batch(value: Any, what: str) -> list[Any]:
-        if isinstance(value, torch.Tensor) and value.dim() == 4:
-            return list(value)
-        if isinstance(value, list) and not _is_point_list(value):  # a list of (x, y) / None is one pose
-            if not value:
-                raise ValueError(f"{what} is an empty batch")
-            return value
-        return [value]
-
     def check_inputs(
         self,
         structure: Any,
         exemplar: Any,
-        exemplar_structure: Any,
-        output_type: str,
-    ) -> tuple[list[Any], list[Any], list[Any] | None]:
-        """Normalise inputs to per-item lists and check what can be checked before any work."""
+        exemplar_structure: Any = None,
+        output_type: str = "pil",
+        callback_on_level_end: LevelCallback | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> None:
+        """Check the arguments of :meth:`__call__` before any work; raises ``ValueError`` naming the problem.
+
+        Only checks (inputs are read and encoded later, where their own errors name them): the
+        required inputs, batch lengths (one exemplar for all structures or one each; likewise
+        exemplar structures; one generator or one per structure), whether the exemplar's structure
+        can be extracted when it is omitted, the output type and the callback.
+        """
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         if structure is None:
             raise ValueError("structure is required (a label map, keypoints, an edge map, …)")
         if exemplar is None:
             raise ValueError("exemplar is required (the photo whose appearance to use)")
-        structures = self._as_batch(structure, "structure")
-        exemplars = self._as_batch(exemplar, "exemplar")
-        if len(exemplars) == 1 and len(structures) > 1:
-            exemplars = exemplars * len(structures)
-        if len(exemplars) != len(structures):
+        structures, exemplars = _as_batch(structure, "structure"), _as_batch(exemplar, "exemplar")
+        if len(exemplars) not in (1, len(structures)):
             raise ValueError(f"got {len(structures)} structures but {len(exemplars)} exemplars (give one or as many)")
-        exemplar_structures = None
         if exemplar_structure is not None:
-            exemplar_structures = self._as_batch(exemplar_structure, "exemplar_structure")
-            if len(exemplar_structures) == 1 and len(exemplars) > 1 and all(e is exemplars[0] for e in exemplars):
-                exemplar_structures = exemplar_structures * len(exemplars)
-            if len(exemplar_structures) != len(exemplars):
+            count = len(_as_batch(exemplar_structure, "exemplar_structure"))
+            one_exemplar = len(exemplars) == 1 or all(e is exemplars[0] for e in exemplars)
+            if count != max(len(exemplars), len(structures)) and not (count == 1 and one_exemplar):
                 raise ValueError(
-                    f"got {len(exemplars)} exemplars but {len(exemplar_structures)} exemplar structures"
+                    f"got {max(len(exemplars), len(structures))} exemplars but {count} exemplar structures"
                 )
         elif self.structure_encoder is None:
             raise ValueError(
                 "exemplar_structure is required: this pipeline has no task set, so the exemplar's label "
                 "cannot be extracted from the photo"
             )
+        if isinstance(generator, (list, tuple)) and len(generator) != len(structures):
+            raise ValueError(f"got {len(generator)} generators for a batch of {len(structures)} (give one, or one per item)")
+        if callback_on_level_end is not None and not callable(callback_on_level_end):
+            raise ValueError(
+                f"callback_on_level_end must be callable as (pipe, level, warp), got {type(callback_on_level_end).__name__}"
+            )
+
+    @staticmethod
+    def _batch_inputs(
+        structure: Any, exemplar: Any, exemplar_structure: Any
+    ) -> tuple[list[Any], list[Any], list[Any] | None]:
+        """Per-item lists of checked inputs (:meth:`check_inputs`); one exemplar serves the whole batch."""
+        structures, exemplars = _as_batch(structure, "structure"), _as_batch(exemplar, "exemplar")
+        if len(exemplars) == 1 and len(structures) > 1:
+            exemplars = exemplars * len(structures)
+        if exemplar_structure is None:
+            return structures, exemplars, None
+        exemplar_structures = _as_batch(exemplar_structure, "exemplar_structure")
+        if len(exemplar_structures) == 1 and len(exemplars) > 1:
+            exemplar_structures = exemplar_structures * len(exemplars)
         return structures, exemplars, exemplar_structures
 
     def _exemplar_structure_from_photo(self, exemplar: Any, index: int) -> Any:
-        photo = as_photo(exemplar, f"exemplar[{index}]")
+        photo = self.image_processor.to_photo(exemplar, f"exemplar[{index}]")
         try:
             return self.structure_encoder.extract(photo)
         except (StructureError, BackendMissingError, ModelUnavailableError) as error:
@@ -392,7 +457,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         for start in range(0, len(gallery), chunk):
             items = range(start, min(start + chunk, len(gallery)))
             exemplar_batch = torch.stack(
-                [exemplar_to_tensor(gallery[i], size, prepare, f"exemplars[{i}]", self._input_dtype) for i in items]
+                [self.image_processor.preprocess(gallery[i], size, prepare, f"exemplars[{i}]", self._input_dtype) for i in items]
             ).to(device, dtype)
             exemplar_labels = torch.stack([
                 self._encode_structure(
@@ -413,6 +478,7 @@ class CoCosNetPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ call
 
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         structure: Any,
@@ -426,6 +492,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         return_warps: bool = False,
         match_input_size: bool = False,
+        callback_on_level_end: LevelCallback | None = None,
     ) -> CoCosNetPipelineOutput | tuple:
         """Synthesise images with ``structure``'s layout and ``exemplar``'s appearance.
 
@@ -449,17 +516,31 @@ class CoCosNetPipeline(DiffusionPipeline):
                 A list of generators, one per batch item, gives each item its own orders.
             return_warps: also return the warped exemplar per level.
             match_input_size: resize each output back to its structure image's size.
+            callback_on_level_end: called as ``callback_on_level_end(pipe, level, warp)`` after
+                each level of the hierarchy, coarsest first (level 0 at H/8, then H/4, H/2, H),
+                with that level's warped exemplar (B×3×h×w in [-1, 1], on the device) — the
+                hierarchical analogue of diffusers' ``callback_on_step_end``, e.g. to show the
+                warps as they finish. Its return value is ignored.
+
+        Examples:
+
+        Returns:
+            :class:`CoCosNetPipelineOutput` (or, with ``return_dict=False``, the tuple ``(images,)``,
+            or ``(images, warps)`` with ``return_warps``): ``images`` in ``output_type`` (a list of
+            PIL images, a B×H×W×3 array or a B×3×H×W tensor, values in [0, 1]), at the working size
+            or, with ``match_input_size``, at each structure's size; ``warps`` the warped exemplar per
+            level, coarsest first, in the same output type, or ``None``.
         """
-        structures, exemplars, exemplar_structures = self.check_inputs(structure, exemplar, exemplar_structure, output_type)
-        if isinstance(generator, (list, tuple)) and len(generator) != len(structures):
-            raise ValueError(f"got {len(generator)} generators for a batch of {len(structures)} (give one, or one per item)")
+        self.check_inputs(structure, exemplar, exemplar_structure, output_type, callback_on_level_end, generator)
+        structures, exemplars, exemplar_structures = self._batch_inputs(structure, exemplar, exemplar_structure)
         size = self._working_size(height, width, structures)
         encoder = self.structure_encoder
         prepare = encoder.prepare_exemplar if encoder is not None else None
 
         labels = [self._encode_structure(s, size, f"structure[{i}]") for i, s in enumerate(structures)]
         exemplar_tensors = [
-            exemplar_to_tensor(e, size, prepare, f"exemplar[{i}]", self._input_dtype) for i, e in enumerate(exemplars)
+            self.image_processor.preprocess(e, size, prepare, f"exemplar[{i}]", self._input_dtype)
+            for i, e in enumerate(exemplars)
         ]
         if exemplar_structures is None:
             exemplar_structures = [self._exemplar_structure_from_photo(e, i) for i, e in enumerate(exemplars)]
@@ -478,11 +559,15 @@ class CoCosNetPipeline(DiffusionPipeline):
 
         levels = len(self.correspondence.structure_encoder.decoder)
         with self.progress_bar(total=levels + 2) as progress, self._float32_precision():
+
+            def level_end(level: int, warp: torch.Tensor) -> None:
+                progress.update()
+                if callback_on_level_end is not None:
+                    callback_on_level_end(self, level, warp)
+
             features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
             progress.update()
-            warps, _ = self.correspondence.match(
-                features, exemplar_batch, generator, callback=lambda level: progress.update()
-            )
+            warps, _ = self.correspondence.match(features, exemplar_batch, generator, callback=level_end)
             del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
             images = self.translator(label, warps)
             progress.update()
@@ -492,16 +577,15 @@ class CoCosNetPipeline(DiffusionPipeline):
         if match_input_size and len(set(sizes)) > 1 and output_type != "pil":
             raise ValueError("match_input_size with structures of different sizes needs output_type='pil'")
         output_images = self._postprocess(images, output_type, sizes)
-        output_warps = [to_output(w, output_type) for w in warps] if return_warps else None
+        output_warps = [self.image_processor.postprocess(w, output_type) for w in warps] if return_warps else None
         if not return_dict:
             return (output_images, output_warps) if return_warps else (output_images,)
         return CoCosNetPipelineOutput(images=output_images, warps=output_warps)
 
-    @staticmethod
-    def _postprocess(images: torch.Tensor, output_type: str, sizes: list[tuple[int, int] | None]):
+    def _postprocess(self, images: torch.Tensor, output_type: str, sizes: list[tuple[int, int] | None]):
         if all(s is None for s in sizes) or output_type != "pil":
-            return to_output(images, output_type, sizes[0])
-        return [to_output(image[None], output_type, s)[0] for image, s in zip(images, sizes)]
+            return self.image_processor.postprocess(images, output_type, sizes[0])
+        return [self.image_processor.postprocess(image[None], output_type, s)[0] for image, s in zip(images, sizes)]
 
 
 @contextlib.contextmanager
@@ -539,3 +623,22 @@ def _is_point_list(value: list) -> bool:
         return False
 
     return bool(value) and all(is_point(item) for item in value) and any(item is not None for item in value)
+
+
+def _encoder_from_config(config: dict[str, Any]) -> StructureEncoder:
+    """The structure encoder a saved ``config.structure_encoder`` describes (``{"task": …, options}``)."""
+    task = config.get("task")
+    if task not in ENCODERS:
+        raise ValueError(f"structure_encoder: unknown task {task!r}; known tasks: {', '.join(sorted(ENCODERS))}")
+    return ENCODERS[task].from_config(config)
+
+
+def _as_batch(value: Any, what: str) -> list[Any]:
+    """One input argument as a list of items: a 4-D tensor's rows, a list (unless it is one pose's keypoints), else [value]."""
+    if isinstance(value, torch.Tensor) and value.dim() == 4:
+        return list(value)
+    if isinstance(value, list) and not _is_point_list(value):  # a list of (x, y) / None is one pose
+        if not value:
+            raise ValueError(f"{what} is an empty batch")
+        return value
+    return [value]

@@ -31,7 +31,7 @@ from pipeline_cocosnet.app import PipelineStore, WeightsConfig, build_demo, env_
 from pipeline_cocosnet.app.inputs import editor_structure  # noqa: E402
 from pipeline_cocosnet.app.ui import DISPLAY_SIDE  # noqa: E402
 from pipeline_cocosnet.app.weights import DEMO_NOTE, parse_weights_args, read_config_file  # noqa: E402
-from pipeline_cocosnet.processing.labels import ADE20K_PALETTE  # noqa: E402
+from pipeline_cocosnet.processing.formats.ade20k import ADE20K_PALETTE  # noqa: E402
 
 from .conftest import tiny_models  # noqa: E402
 
@@ -188,6 +188,22 @@ def test_every_tab_answers_with_images_of_the_model_size(server, client, scene):
         assert _size(structure_view) == _size(exemplar_view) == (width, height), api_name
     rendered = np.asarray(Image.open(structure_view))
     assert rendered.std() > 0  # the aligned photo's edges are drawn, not a blank picture
+
+
+def test_translations_stream_the_warps_as_the_levels_finish(client, scene):
+    job = client.submit(
+        _editor(scene["mask"]), handle_file(str(scene["photo"])), handle_file(str(scene["mask"])), api_name="/mask_to_image"
+    )
+    job.result()
+    outputs = job.outputs()
+    assert len(outputs) == 5  # one update per level, then the result
+    assert all(update[0] is None for update in outputs[:4])  # no result yet
+    assert [len(update[1]) for update in outputs] == [1, 2, 3, 4, 4]
+    captions = [item["caption"] for item in outputs[-1][1]]  # gallery items: {"image": …, "caption": …}
+    assert [item["caption"] for item in outputs[3][1]] == captions
+    sides = [int(caption.rsplit("×", 1)[1]) for caption in captions]
+    assert sides == sorted(sides) and sides[1:] == [2 * s for s in sides[:-1]]  # coarsest first
+    assert outputs[-1][0] is not None and outputs[-1][4] is not None
 
 
 def test_bad_uploads_get_clear_errors_and_the_app_keeps_serving(server, client, scene):

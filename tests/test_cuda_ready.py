@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from benchmarks.naive import naive_copy
+from pipeline_cocosnet.reference.naive import naive_copy
 from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetPipeline, CoCosNetTranslator
 from pipeline_cocosnet.models.layers import normalize_channels
 from pipeline_cocosnet.models.matching import index_arithmetic_dtype, offsets_to_indices
@@ -222,7 +222,7 @@ def test_a_wrong_number_of_generators_is_a_clear_error():
 def test_naive_twin_takes_the_same_generator_lists():
     patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
     patchmatch.iterations = 4
-    from benchmarks.naive import NaivePatchMatch
+    from pipeline_cocosnet.reference.naive import NaivePatchMatch
 
     naive = NaivePatchMatch(8, 8, iterations=4)
     naive.load_state_dict(patchmatch.state_dict())
@@ -244,7 +244,7 @@ def test_naive_twin_takes_the_same_generator_lists():
 def test_the_frozen_gru_records_no_autograd_graph(learn_gru):
     """Published mode: the GRU's offsets reach the loss only as integer indices, so it runs without a graph."""
     patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
-    patchmatch.learn_offsets = learn_gru
+    patchmatch.learn_gru = learn_gru
     grad_enabled = []
     for module in (patchmatch.init_hidden, patchmatch.update):
         module.register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
@@ -290,7 +290,7 @@ def test_importing_the_package_changes_no_backend_setting():
     code = (
         "import torch; f = lambda: (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision, "
         "torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic); "
-        "before = f(); import pipeline_cocosnet, pipeline_cocosnet.training.trainer, benchmarks.naive; print(before == f())"
+        "before = f(); import pipeline_cocosnet, pipeline_cocosnet.training.trainer, pipeline_cocosnet.reference.naive; print(before == f())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"

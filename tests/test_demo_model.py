@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from pipeline_cocosnet import DEMO_MODEL, CoCosNetPipeline, demo_model_path
-from pipeline_cocosnet.processing.labels import ADE20K_CLASSES, ADE20K_LABEL_CHANNELS
+from pipeline_cocosnet.processing.formats.ade20k import ADE20K_CLASSES, ADE20K_LABEL_CHANNELS
 from pipeline_cocosnet.training.data.scenes import (
     SCENE_CLASS_IDS,
     SCENE_CLASSES,

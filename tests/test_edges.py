@@ -20,7 +20,7 @@ from pipeline_cocosnet.processing import (
     is_edge_map,
     photo_to_edges,
 )
-from pipeline_cocosnet.processing import edges as edges_module
+from pipeline_cocosnet.processing.encoders import edges as edges_module
 
 PHOTOS = Path(__file__).parent / "fixtures" / "photos"
 

@@ -23,8 +23,8 @@ from pipeline_cocosnet.processing import (
     center_crop,
     default_landmarker,
 )
-from pipeline_cocosnet.processing import face as face_module
-from pipeline_cocosnet.processing.face import ffhq_quad, landmarks_from_68
+from pipeline_cocosnet.processing.backends import face as face_module
+from pipeline_cocosnet.processing.backends.face import ffhq_quad, landmarks_from_68
 
 PHOTOS = Path(__file__).parent / "fixtures" / "photos"
 FACE_PHOTOS = [

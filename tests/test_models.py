@@ -142,5 +142,5 @@ def test_spade_modulates_the_positional_norm_with_separate_gamma_and_beta():
     cond = torch.rand(1, 4, 4, 5, dtype=torch.float64)
     with torch.no_grad():
         actv = torch.relu(spade.mlp_shared(torch.nn.functional.interpolate(cond, size=(8, 10), mode="nearest")))
-        expected = positional_norm(x) * (1 + spade.mlp_gamma(actv)) + spade.mlp_beta(actv)  # SPEC §3
+        expected = positional_norm(x) * (1 + spade.mlp_gamma(actv)) + spade.mlp_beta(actv)  # docs/architecture.md §3
         torch.testing.assert_close(spade(x, cond), expected, atol=1e-12, rtol=0)

@@ -33,7 +33,7 @@ from pipeline_cocosnet.processing import (
     render_pose_label,
     scale_keypoints_to_canvas,
 )
-from pipeline_cocosnet.processing.pose_estimation import COCO17_TO_OPENPOSE18, MediaPipePoseEstimator
+from pipeline_cocosnet.processing.backends.pose_estimation import COCO17_TO_OPENPOSE18, MediaPipePoseEstimator
 
 from .conftest import FIXTURES, tiny_models
 

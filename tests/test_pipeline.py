@@ -17,7 +17,7 @@ from pipeline_cocosnet import CoCosNetPipeline, CoCosNetPipelineOutput
 from pipeline_cocosnet.convert import convert_checkpoints
 from pipeline_cocosnet.processing import StructureError
 from pipeline_cocosnet.processing.images import ImageError
-from pipeline_cocosnet.processing.pose import load_openpose_keypoints
+from pipeline_cocosnet.processing.formats.keypoints import load_openpose_keypoints
 
 from .conftest import FIXTURES, PARITY, random_inputs, tiny_models
 

@@ -1,4 +1,4 @@
-"""DeepFashionHD pose labels (SPEC §10): loaders, rendering parity, photo helpers."""
+"""DeepFashionHD pose labels (docs/architecture.md §10): loaders, rendering parity, photo helpers."""
 
 from __future__ import annotations
 

@@ -130,9 +130,9 @@ def test_a_float64_pipeline_builds_its_inputs_in_float64():
     assert label64.dtype == torch.float64 and label32.dtype == torch.float32
     assert torch.equal(label64, (label32 * 255).round().double() / 255)  # k/255 computed in float64, not cast up
     assert torch.equal(pipe64._encode_structure(label64, (64, 64), "structure"), label64)  # encoded float64 kept
-    from pipeline_cocosnet.processing.images import exemplar_to_tensor
+    from pipeline_cocosnet.processing.image_processor import CoCosNetImageProcessor
 
-    exemplar = exemplar_to_tensor(Image.fromarray(photo), (64, 64), dtype=pipe64._input_dtype)
+    exemplar = CoCosNetImageProcessor().preprocess(Image.fromarray(photo), (64, 64), dtype=pipe64._input_dtype)
     assert exemplar.dtype == torch.float64
     assert torch.equal(exemplar, torch.from_numpy(photo).permute(2, 0, 1).double() / 255 * 2 - 1)
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline_cocosnet.processing.edges import EdgeEncoder
-from pipeline_cocosnet.processing.pose import PoseEncoder
+from pipeline_cocosnet.processing.encoders.edges import EdgeEncoder
+from pipeline_cocosnet.processing.encoders.pose import PoseEncoder
 from pipeline_cocosnet.training.config import DataConfig
 from pipeline_cocosnet.training.data import (
     ADE20kDataset,

@@ -14,9 +14,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..processing.base import StructureError
+from ..processing.errors import StructureError
+from ..processing.formats.ade20k import (
+    ADE20K_PALETTE,
+    is_palette_rgb,
+    load_ade20k_mask,
+    mask_to_indexed_palette,
+    mask_to_palette,
+)
 from ..processing.images import ImageError, ImageSizeError, image_file_size, open_image
-from ..processing.labels import ADE20K_PALETTE, _is_palette_rgb, load_ade20k_mask, mask_to_indexed_palette, mask_to_palette
 
 __all__ = ["MIN_SIDE", "MAX_SIDE", "check_upload_size", "index_mask_preview", "upload_path", "upload_paths", "read_image", "editor_structure", "snap_to_palette"]
 
@@ -52,7 +58,11 @@ def upload_paths(payload: Any) -> list[tuple[str, str]]:
     return files
 
 
-def check_size(image: Image.Image, what: str) -> Image.Image:
+def check_image_sides(image: Image.Image, what: str) -> Image.Image:
+    """A decoded upload whose sides lie in [MIN_SIDE, MAX_SIDE], else ``gr.Error`` naming its size.
+
+    (The working size the model runs at is checked by ``models/inputs.py``'s ``check_size``.)
+    """
     width, height = image.size
     if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
         raise gr.Error(
@@ -110,7 +120,7 @@ def index_mask_preview(image: Image.Image | np.ndarray, *, rgb: bool = False) ->
         array = np.asarray(image)
     if array.ndim == 3:
         colour = array[..., :3]
-        if _is_palette_rgb(colour):
+        if is_palette_rgb(colour):
             return None
         array = colour[..., 0]
     try:
@@ -136,7 +146,7 @@ def read_image(payload: Any, what: str, *, required: bool = True, photo: bool = 
     except ImageError:
         name = payload.get("orig_name") if isinstance(payload, dict) else None
         raise gr.Error(f"{what}: cannot read the upload{f' {name!r}' if name else ''} as an image; is the file corrupt or not an image?") from None
-    check_size(image, what)
+    check_image_sides(image, what)
     image = ImageOps.exif_transpose(image)
     return image.convert("RGB") if photo else image
 
@@ -177,7 +187,7 @@ def editor_structure(value: dict[str, Any] | None, extract, what: str = "structu
     has_strokes = any(mask.any() for mask in painted)
     if background is not None:
         background = np.asarray(background)
-        check_size(Image.fromarray(background), what)
+        check_image_sides(Image.fromarray(background), what)
     has_background = background is not None and not (background.shape[-1] == 4 and (background[..., 3] == 0).all())
     if not has_background and not has_strokes:
         raise gr.Error(f"{what}: the canvas is empty; upload an ADE20k mask (index or palette PNG) or a photo, or draw one")

@@ -8,8 +8,10 @@ endpoints (``/mask_to_image``, ``/edge_to_face``, ``/pose_to_body``, ``/oil_port
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
+import queue
 import tempfile
 import threading
 import warnings
@@ -22,11 +24,11 @@ import numpy as np
 from PIL import Image
 
 from ..pipeline import CoCosNetPipeline
-from ..processing.base import StructureError
-from ..processing.edges import EdgeEncoder, PhotoEdges
-from ..processing.face import FaceAlignmentWarning
+from ..processing.backends.face import FaceAlignmentWarning
+from ..processing.encoders.edges import PhotoEdges
+from ..processing.errors import StructureError
+from ..processing.formats.ade20k import ADE20K_CLASSES, ADE20K_PALETTE
 from ..processing.images import ImageError
-from ..processing.labels import ADE20K_CLASSES, ADE20K_PALETTE
 from .examples import TabExamples, default_examples_dir, load_examples
 from .inputs import check_upload_size, editor_structure, index_mask_preview, read_image, upload_paths
 from .weights import TASKS, PipelineStore, WeightsConfig, WeightsUnavailable
@@ -138,17 +140,17 @@ class _Tab:
         self._lock = threading.Lock()
 
     def pipe(self, align_faces: bool = False) -> CoCosNetPipeline:
-        """The tab's pipeline; for edge models with ``align_faces`` a view sharing its weights with a face-aligning encoder."""
+        """The tab's pipeline; with ``align_faces``, the same components (shared, diffusers' ``from_pipe``)
+        with the tab encoder's options plus face alignment. Kept per pipeline, so concurrent requests with
+        and without alignment never change each other's encoder."""
         pipe = self.store.get(self.task)
         if not align_faces:
             return pipe
         with self._lock:
             key = id(pipe)
             if key not in self._views:
-                config = {k: pipe.config[k] for k in ("task", "resolution", "license", "origin")}
-                view = CoCosNetPipeline(correspondence=pipe.correspondence, translator=pipe.translator, **config)
-                view.structure_encoder = EdgeEncoder(pipe.label_channels, align_faces=True)
-                self._views[key] = view
+                options = {**pipe.structure_encoder.get_config(), "align_faces": True}
+                self._views[key] = CoCosNetPipeline.from_pipe(pipe, structure_encoder=options)
             return self._views[key]
 
 
@@ -197,6 +199,18 @@ def display_copy(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
     return image if factor <= 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
 
+def _stream(steps: Iterator[Any], structure_view: Image.Image, exemplar_view: Image.Image | None) -> Iterator[tuple]:
+    """The endpoints' outputs while the pipeline runs: the warps so far as each level finishes (no result
+    yet), then all five outputs (:func:`_outputs`)."""
+    warps: list[tuple[Image.Image, str]] = []
+    for step in steps:
+        if isinstance(step, Image.Image):
+            warps.append((step, f"warped exemplar {step.width}×{step.height}"))
+            yield None, list(warps), structure_view, exemplar_view, None
+        else:
+            yield _outputs(step, structure_view, exemplar_view)
+
+
 def _outputs(output: Any, structure_view: Image.Image, exemplar_view: Image.Image | None):
     """The endpoints' five outputs: the result enlarged for display, the warps, the two structure views and
     the result at its true resolution as a PNG file (the download)."""
@@ -232,8 +246,35 @@ def build_demo(
 
     @_gpu
     def generate(task: str, align_faces: bool, structure: Any, exemplar: Any, exemplar_structure: Any):
+        """Run the tab's pipeline: yields each level's warp (a PIL image) as the level finishes
+        (``callback_on_level_end``), then the pipeline's output."""
         pipe = tabs[task].pipe(align_faces)
-        return pipe(structure, exemplar, exemplar_structure, return_warps=True)
+        finished: queue.Queue = queue.Queue()
+        result: dict[str, Any] = {}
+
+        def level_end(pipe: CoCosNetPipeline, level: int, warp: Any) -> None:
+            finished.put(pipe.image_processor.postprocess(warp[:1], "pil")[0])
+
+        def run() -> None:
+            try:
+                result["output"] = pipe(
+                    structure, exemplar, exemplar_structure, return_warps=True, callback_on_level_end=level_end
+                )
+            except BaseException as error:  # noqa: BLE001 - raised again in the handler's thread below
+                result["error"] = error
+            finally:
+                finished.put(None)
+
+        # the call runs beside this generator, so warps reach the page while later levels compute;
+        # its context (Gradio's progress tracking) goes with it
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
+        worker.start()
+        while (warp := finished.get()) is not None:
+            yield warp
+        worker.join()
+        if "error" in result:
+            raise result["error"]
+        yield result["output"]
 
     # ------------------------------------------------------------------ per-task structure reading
 
@@ -298,8 +339,7 @@ def build_demo(
             pipe = tabs["mask-to-image"].pipe()
             structure, structure_view = mask_structure(pipe, structure)
             exemplar, exemplar_mask, exemplar_view = mask_exemplar(pipe, exemplar, exemplar_mask)
-            output = generate("mask-to-image", False, structure, exemplar, exemplar_mask)
-            return _outputs(output, structure_view, exemplar_view)
+            yield from _stream(generate("mask-to-image", False, structure, exemplar, exemplar_mask), structure_view, exemplar_view)
 
     def edge_to_face(structure, exemplar, align_faces=False, progress=gr.Progress(track_tqdm=True)):
         """Edge-to-face: a portrait with the lines of an edge map (or of a face photo's edges) and the appearance of an exemplar portrait.
@@ -316,8 +356,7 @@ def build_demo(
             pipe = tabs["edge-to-face"].pipe(bool(align_faces))
             structure, structure_view = edge_structure(pipe, structure)
             exemplar, exemplar_edges, exemplar_view = edge_exemplar(pipe, exemplar)
-            output = generate("edge-to-face", bool(align_faces), structure, exemplar, exemplar_edges)
-            return _outputs(output, structure_view, exemplar_view)
+            yield from _stream(generate("edge-to-face", bool(align_faces), structure, exemplar, exemplar_edges), structure_view, exemplar_view)
 
     def pose_to_body(pose_file, exemplar, pose_photo=None, exemplar_pose_file=None, progress=gr.Progress(track_tqdm=True)):
         """Pose-to-body: a photo of the exemplar's person and clothes in another pose (DeepFashionHD).
@@ -335,8 +374,7 @@ def build_demo(
             pipe = tabs["pose-to-body"].pipe()
             structure, structure_view = pose_structure(pipe, pose_file, pose_photo)
             exemplar, exemplar_pose, exemplar_view = pose_exemplar(pipe, exemplar, exemplar_pose_file)
-            output = generate("pose-to-body", False, structure, exemplar, exemplar_pose)
-            return _outputs(output, structure_view, exemplar_view)
+            yield from _stream(generate("pose-to-body", False, structure, exemplar, exemplar_pose), structure_view, exemplar_view)
 
     def oil_portrait(photo, exemplar, progress=gr.Progress(track_tqdm=True)):
         """Oil portrait: a photo of a person painted in the style of a portrait: its face is aligned, its edges extracted and the edge-to-face model paints them.
@@ -353,8 +391,7 @@ def build_demo(
             image = read_image(photo, "photo")
             structure, structure_view = _view(pipe, pipe.structure_encoder.extract(image))
             exemplar, exemplar_edges, exemplar_view = edge_exemplar(pipe, exemplar)
-            output = generate("oil-portrait", True, structure, exemplar, exemplar_edges)
-            return _outputs(output, structure_view, exemplar_view)
+            yield from _stream(generate("oil-portrait", True, structure, exemplar, exemplar_edges), structure_view, exemplar_view)
 
     # ------------------------------------------------------------------ exemplar suggestions
 

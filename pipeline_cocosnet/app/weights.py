@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX
+
 __all__ = [
     "TASKS",
     "RELEASE_PREFIX",
@@ -38,9 +40,9 @@ __all__ = [
 TASKS = ("mask-to-image", "edge-to-face", "pose-to-body", "oil-portrait")
 #: the pipeline task each tab's model must have (oil-portrait runs an edge-to-face model)
 MODEL_TASK = {"mask-to-image": "mask-to-image", "edge-to-face": "edge-to-face", "pose-to-body": "pose-to-body", "oil-portrait": "edge-to-face"}
-#: the name ``CoCosNetPipeline.from_pretrained`` loads the packaged procedural-scene model with
-DEMO_WEIGHTS = "demo"
-DEMO_NOTE = "demo weights trained on procedural scenes"
+#: the name ``CoCosNetPipeline.from_pretrained`` loads the packaged procedural-scene model with, and how
+#: that model's origin note starts (one set of constants: pipeline_cocosnet/demo_model.py)
+DEMO_WEIGHTS, DEMO_NOTE = DEMO_MODEL, DEMO_ORIGIN_PREFIX
 #: ``release:NAME`` weights: fetch and convert the published release on first use
 RELEASE_PREFIX = "release:"
 

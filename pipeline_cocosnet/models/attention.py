@@ -1,4 +1,4 @@
-"""Level 0: dense attention between all structure and exemplar positions (SPEC §5)."""
+"""Level 0: dense attention between all structure and exemplar positions (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The correspondence network: domain alignment + hierarchical matching (SPEC §2, §4–§7).
+"""The correspondence network: domain alignment + hierarchical matching (docs/architecture.md §2, §4–§7).
 
 structure ──encoder──► f_l ──θ_l──┐
                                   ├─► level 0: dense attention (1/8)
@@ -86,7 +86,7 @@ class DownStage(nn.Module):
 
 
 class DomainAlignmentEncoder(nn.Module):
-    """Maps a structure (or exemplar + its structure) into the shared domain (SPEC §2).
+    """Maps a structure (or exemplar + its structure) into the shared domain (docs/architecture.md §2).
 
     Input B×Cin×H×W; output four unit-norm feature maps at H/8, H/4, H/2, H with
     4nef, 4nef, 2nef, nef channels. Its SPADE blocks are conditioned on the input.
@@ -162,7 +162,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
     def encode(
         self, label: torch.Tensor, exemplar: torch.Tensor, exemplar_label: torch.Tensor
     ) -> MatchingFeatures:
-        """Domain-aligned features of both sides and their matching projections θ, φ (SPEC §2, §4)."""
+        """Domain-aligned features of both sides and their matching projections θ, φ (docs/architecture.md §2, §4)."""
         structure = self.structure_encoder(label)
         exemplar_side = self.exemplar_encoder(torch.cat([exemplar, exemplar_label], dim=1))
         theta = [matching_projection(conv, f) for conv, f in zip(self.theta, structure)]
@@ -181,13 +181,14 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         features: MatchingFeatures,
         exemplar: torch.Tensor,
         generator: Generators = None,
-        callback: Callable[[int], None] | None = None,
+        callback: Callable[[int, torch.Tensor], None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
 
         Indices are B×1×h×w at the dense level, then B×K×h×w (flat ``row·w + col``).
 
-        ``callback(level)`` is called after each level (e.g. to advance a progress bar).
+        ``callback(level, warp)`` is called after each level with its warp B×3×h×w (e.g. to advance a
+        progress bar, or to show the warps as they finish).
         """
         warps: list[torch.Tensor] = []
         indices: list[torch.Tensor] = []  # pixel-major, B×h×w×K
@@ -203,7 +204,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
             warps.append(warp.to(exemplar.dtype))
             indices.append(index)
             if callback is not None:
-                callback(len(indices) - 1)
+                callback(len(indices) - 1, warps[-1])
         return warps, [index.permute(0, 3, 1, 2).contiguous() for index in indices]
 
     def forward(

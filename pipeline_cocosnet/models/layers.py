@@ -1,6 +1,6 @@
 """Building blocks shared by the correspondence and translation networks.
 
-Everything here follows SPEC §2–§3: SPADE with *positional* normalisation, the
+Everything here follows docs/architecture.md §2–§3: SPADE with *positional* normalisation, the
 SPADE residual block, the reflect-padded residual block with one shared PReLU,
 and the spectrally normalised convolution (stored folded at inference).
 """
@@ -134,7 +134,15 @@ class ResBlock(nn.Module):
 
 
 class SPADE(nn.Module):
-    """Spatially-adaptive (de)normalisation with positional norm: n·(1+γ(cond)) + β(cond)."""
+    """Spatially-adaptive (de)normalisation with positional norm (docs/architecture.md §3)::
+
+        a = ReLU(conv_shared(resize_nearest(cond)))
+        out = positional_norm(x) · (1 + conv_γ(a)) + conv_β(a)
+
+    Fused for speed: the positional norm is one channel LayerNorm rescaled (:func:`channel_layer_norm`),
+    γ and β are one convolution with the 1 folded into γ's bias (:meth:`modulation`), and the sum is
+    one ``addcmul``. ``tests/test_models.py`` and ``tests/test_fast_paths.py`` check the plain equation.
+    """
 
     def __init__(self, channels: int, cond_channels: int, hidden: int = 128):
         super().__init__()

@@ -1,7 +1,7 @@
 """Matching primitives shared by the dense and PatchMatch levels.
 
 Conventions: matching features θ (structure side) and φ (exemplar side) are
-B×C×h×w with unit-norm, zero-mean channel vectors (SPEC §4). A *candidate* is an
+B×C×h×w with unit-norm, zero-mean channel vectors (docs/architecture.md §4). A *candidate* is an
 offset (Δrow, Δcol) per pixel; an *index* is a flat exemplar position ``row·w + col``.
 
 Candidates are stored **pixel-major**: a pixel's K candidates lie next to each other.

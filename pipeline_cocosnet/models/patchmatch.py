@@ -1,4 +1,4 @@
-"""ConvGRU-assisted PatchMatch at one level (SPEC §6–§7).
+"""ConvGRU-assisted PatchMatch at one level (docs/architecture.md §6–§7).
 
 Each pixel keeps K = 16 candidate offsets into the exemplar. An iteration
 propagates candidates from the left/right (then up/down) neighbours, keeps the
@@ -30,7 +30,7 @@ VERTICAL, HORIZONTAL = 1, 2  # the pixel-major dim (B×h×w×…) a propagation 
 
 
 def initial_offsets(coarse_index: torch.Tensor, size: tuple[int, int], window: int = 4) -> torch.Tensor:
-    """Candidate offsets for a level from one match per pixel of the coarser level (SPEC §6).
+    """Candidate offsets for a level from one match per pixel of the coarser level (docs/architecture.md §6).
 
     coarse_index: B×h'×w' flat indices at the coarser level. Returns B×h×w×2×window²
     offsets at this level: (2·Δ + 2(a−1), 2·Δ + 2(b−1)) for a, b in 0..window−1
@@ -99,14 +99,14 @@ class PatchMatch(nn.Module):
         num_candidates: int = 16,
         iterations: int = 5,
         temperature: float = 0.01,
-        learn_offsets: bool = False,
+        learn_gru: bool = False,
     ):
         super().__init__()
         self.num_candidates = num_candidates
         self.iterations = iterations
         self.temperature = temperature
         #: learning-GRU mode: the final warp samples at the fractional offsets (see models/sampling.py)
-        self.learn_offsets = learn_offsets
+        self.learn_gru = learn_gru
         self.init_hidden = nn.Sequential(
             nn.Conv2d(2 * feature_channels, hidden_channels, 3, padding=1),
             InstanceNorm(),
@@ -174,17 +174,17 @@ class PatchMatch(nn.Module):
         orders = propagation_orders(generator, self.iterations, theta.shape[0])
         # published mode: the GRU's offsets only reach the loss through integer indices, so no
         # gradient can flow back through it; record no autograd graph for it (training memory)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.learn_offsets):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.learn_gru):
             # matching runs in float32+, the ConvGRU in the weights' dtype (e.g. fp16 components)
             hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
             for horizontal_first in orders:
                 offsets, probs = by_propagation_order(self.search, horizontal_first, theta, phi, offsets)
                 # pixel-major B×h×w×C is channels-last B×C×h×w: the GRU reads and writes it without copies
-                flow = offsets.flatten(3).permute(0, 3, 1, 2).to(hidden.dtype)
-                hidden, delta = self.update(hidden, probs.permute(0, 3, 1, 2).to(hidden.dtype), flow)
+                offset_maps = offsets.flatten(3).permute(0, 3, 1, 2).to(hidden.dtype)  # B×2K×h×w
+                hidden, delta = self.update(hidden, probs.permute(0, 3, 1, 2).to(hidden.dtype), offset_maps)
                 offsets = offsets + delta.permute(0, 2, 3, 1).reshape(offsets.shape).to(offsets.dtype)
         index = offsets_to_indices(offsets)
-        if self.learn_offsets:  # differentiable in the GRU's updates; index only seeds the next level
+        if self.learn_gru:  # differentiable in the GRU's updates; index only seeds the next level
             return bilinear_warp(theta, phi, exemplar, offsets.permute(0, 3, 4, 1, 2), self.temperature), index
         weights = F.softmax(self.score(theta, phi, index) / self.temperature, dim=-1, dtype=theta.dtype)
         return warp_by_indices(exemplar.to(weights.dtype), index, weights), index

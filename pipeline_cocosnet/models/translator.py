@@ -1,4 +1,4 @@
-"""The translation network: a SPADE generator conditioned on the warps and the structure (SPEC §8)."""
+"""The translation network: a SPADE generator conditioned on the warps and the structure (docs/architecture.md §8)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The ConvGRU refinement of PatchMatch offsets (SPEC §7, step 2), in RAFT's style.
+"""The ConvGRU refinement of PatchMatch offsets (docs/architecture.md §7.5), in RAFT's style.
 
-Motion encoder (candidate probabilities + offsets) → separable ConvGRU → flow head
-that predicts an additive update for every candidate's (row, col) offset.
+Motion encoder (candidate probabilities + offsets) → separable ConvGRU → offset head
+that predicts an additive update for every candidate's (row, col) offset. The offsets are
+the 2K candidate offset maps (K row offsets, then K column offsets; RAFT calls its
+single offset field "flow").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import nn
 class MotionEncoder(nn.Module):
     """Encode the K candidate probabilities and the 2K offset maps into motion features.
 
-    Returns the learned part (B×out×h×w); the GRU's input is [that, flow], as in RAFT.
+    Returns the learned part (B×out×h×w); the GRU's input is [that, offsets], as in RAFT.
     """
 
     def __init__(self, num_candidates: int, out_channels: int = 32):
@@ -27,15 +29,28 @@ class MotionEncoder(nn.Module):
         self.convf2 = nn.Conv2d(64, 64, 3, padding=1)
         self.conv = nn.Conv2d(128, out_channels, 3, padding=1)
 
-    def forward(self, probs: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    def forward(self, probs: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """probs: B×K×h×w candidate probabilities, offsets: B×2K×h×w → B×out×h×w."""
         relu = functools.partial(F.relu, inplace=True)  # on fresh conv outputs: saves a copy each
         c = relu(self.convc2(relu(self.convc1(probs))))
-        f = relu(self.convf2(relu(self.convf1(flow))))
+        f = relu(self.convf2(relu(self.convf1(offsets))))
         return relu(self.conv(torch.cat([c, f], dim=1)))
 
 
 class SepConvGRU(nn.Module):
-    """Separable ConvGRU: a 1×5 (horizontal) then a 5×1 (vertical) GRU update."""
+    """Separable ConvGRU: a 1×5 (horizontal) then a 5×1 (vertical) GRU update.
+
+    Each half computes the plain GRU equations (docs/architecture.md §7.5)::
+
+        z = σ(conv_z([h, x]))    r = σ(conv_r([h, x]))
+        q = tanh(conv_q([r·h, x]))
+        h = (1 − z)·h + z·q
+
+    Fused for speed: z and r come from one convolution with the two weights stacked
+    (:meth:`gates`), [h, x] is built once and its hidden part overwritten in place at
+    inference, and the update is ``torch.lerp(h, q, z)``. ``tests/test_fast_paths.py``
+    checks the fused forward against the plain equations, with and without autograd.
+    """
 
     def __init__(self, hidden_channels: int = 32, input_channels: int = 64):
         super().__init__()
@@ -78,7 +93,7 @@ def _with_hidden(hx: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, inplac
     return hx
 
 
-class FlowHead(nn.Module):
+class OffsetHead(nn.Module):
     """Hidden state → additive (Δrow, Δcol) for each of the K candidates (2K channels)."""
 
     def __init__(self, hidden_channels: int = 32, out_channels: int = 32):
@@ -97,11 +112,15 @@ class UpdateBlock(nn.Module):
         super().__init__()
         self.encoder = MotionEncoder(num_candidates, motion_channels)
         self.gru = SepConvGRU(hidden_channels, motion_channels + 2 * num_candidates)
-        self.flow_head = FlowHead(hidden_channels, 2 * num_candidates)
+        # named flow_head as in RAFT and the published checkpoints: it is part of the state-dict keys
+        self.flow_head = OffsetHead(hidden_channels, 2 * num_candidates)
 
     def forward(
-        self, hidden: torch.Tensor, probs: torch.Tensor, flow: torch.Tensor
+        self, hidden: torch.Tensor, probs: torch.Tensor, offsets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """probs: B×K×h×w, flow: B×2K×h×w (K row offsets then K column offsets)."""
-        hidden = self.gru(hidden, self.encoder(probs, flow), flow)
+        """hidden: B×hidden×h×w, probs: B×K×h×w, offsets: B×2K×h×w (K row offsets then K column offsets).
+
+        Returns the new hidden state and Δoffsets B×2K×h×w.
+        """
+        hidden = self.gru(hidden, self.encoder(probs, offsets), offsets)
         return hidden, self.flow_head(hidden)

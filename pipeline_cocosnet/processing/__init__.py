@@ -1,98 +1,19 @@
-"""Input preprocessing: turning photos and keypoints into network inputs."""
+"""Input preprocessing: user inputs (photos, keypoints, masks, edge maps) → network inputs.
 
-from .base import ENCODERS, StructureEncoder, StructureError, get_encoder, register_encoder
-from .edges import EdgeEncoder, PhotoEdges, binarize_edge_map, is_edge_map, photo_to_edges
-from .face import (  # the landmark backends (dlib) are imported only when used
-    DlibLandmarker,
-    FaceAlignment,
-    FaceAlignmentWarning,
-    FaceBackendMissingError,
-    FaceLandmarker,
-    FaceLandmarks,
-    align_face,
-    center_crop,
-    default_landmarker,
-)
-from .labels import (
-    ADE20K_CLASSES,
-    ADE20K_LABEL_CHANNELS,
-    ADE20K_PALETTE,
-    ADE20KMaskEncoder,
-    class_legend,
-    load_ade20k_mask,
-    mask_to_palette,
-    palette_to_mask,
-)
-from .backends import BackendMissingError, ModelUnavailableError
-from .pose_estimation import (  # transformers / mediapipe are imported only when a backend is created
-    MediaPipePoseEstimator,
-    PoseEstimator,
-    VitPoseEstimator,
-    coco17_to_openpose18,
-    get_pose_estimator,
-)
-from .segmentation import Segmenter, TransformersSegmenter, get_segmenter, render_segmentation, segment_photo
-from .pose import (
-    POSE_LABEL_CHANNELS,
-    PoseEncoder,
-    load_openpose_json,
-    load_openpose_keypoints,
-    normalize_keypoints,
-    pad_to_square,
-    prepare_exemplar_photo,
-    render_pose_image,
-    render_pose_label,
-    scale_keypoints_to_canvas,
-)
+Three layers, each importing only the ones below it (docs/architecture.md §12):
 
-__all__ = [
-    "ENCODERS",
-    "StructureEncoder",
-    "StructureError",
-    "get_encoder",
-    "register_encoder",
-    "PoseEncoder",
-    "POSE_LABEL_CHANNELS",
-    "load_openpose_json",
-    "load_openpose_keypoints",
-    "normalize_keypoints",
-    "pad_to_square",
-    "prepare_exemplar_photo",
-    "render_pose_image",
-    "render_pose_label",
-    "scale_keypoints_to_canvas",
-    "ADE20KMaskEncoder",
-    "ADE20K_CLASSES",
-    "ADE20K_LABEL_CHANNELS",
-    "ADE20K_PALETTE",
-    "class_legend",
-    "load_ade20k_mask",
-    "mask_to_palette",
-    "palette_to_mask",
-    "EdgeEncoder",
-    "PhotoEdges",
-    "binarize_edge_map",
-    "is_edge_map",
-    "photo_to_edges",
-    "DlibLandmarker",
-    "FaceAlignment",
-    "FaceAlignmentWarning",
-    "FaceBackendMissingError",
-    "FaceLandmarker",
-    "FaceLandmarks",
-    "align_face",
-    "center_crop",
-    "default_landmarker",
-    "BackendMissingError",
-    "ModelUnavailableError",
-    "PoseEstimator",
-    "VitPoseEstimator",
-    "MediaPipePoseEstimator",
-    "coco17_to_openpose18",
-    "get_pose_estimator",
-    "Segmenter",
-    "TransformersSegmenter",
-    "get_segmenter",
-    "render_segmentation",
-    "segment_photo",
-]
+* ``formats/``: data formats (ADE20k tables and palette, keypoints and the pose label);
+* ``backends/``: photo backends (segmentation, pose estimation, face landmarks), optional packages
+  imported on first use;
+* ``encoders/``: the per-task structure encoders and their explicit registry.
+
+``errors`` (``StructureError``) and ``images`` (photo/array/tensor conversions) sit below all three.
+"""
+
+from . import backends, encoders, formats
+from .backends import *  # noqa: F401,F403  (transformers / mediapipe / dlib load only when a backend is used)
+from .encoders import *  # noqa: F401,F403
+from .errors import StructureError
+from .formats import *  # noqa: F401,F403
+
+__all__ = [*formats.__all__, *backends.__all__, *encoders.__all__, "StructureError"]

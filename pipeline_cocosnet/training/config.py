@@ -1,6 +1,6 @@
 """Training configuration: typed sections read from YAML, overridable key by key.
 
-Defaults are the published CoCosNet v2 hyper-parameters (DeepFashionHD release, SPEC §11).
+Defaults are the published CoCosNet v2 hyper-parameters (DeepFashionHD release, docs/architecture.md §11).
 A YAML file has the sections ``model``, ``data``, ``loss``, ``optim`` and ``train``;
 ``section.key=value`` strings (values parsed as YAML) override single keys.
 """
@@ -94,7 +94,7 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights on G (SPEC §11 / research-code defaults) and the VGG19 weights file."""
+    """Loss weights on G (docs/architecture.md §11 / research-code defaults) and the VGG19 weights file."""
 
     gan: float = 10.0
     gan_feature: float = 10.0

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ..pipeline import DEMO_ORIGIN_PREFIX, CoCosNetPipeline, demo_model_path
+from ..demo_model import DEMO_ORIGIN_PREFIX, demo_model_path
+from ..pipeline import CoCosNetPipeline
 
 __all__ = ["package_demo", "MODEL_CARD"]
 

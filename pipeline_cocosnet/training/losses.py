@@ -1,4 +1,4 @@
-"""CoCosNet v2 training losses (SPEC §11), as the research code computes them.
+"""CoCosNet v2 training losses (docs/architecture.md §11), as the research code computes them.
 
 Conventions: images B×3×H×W in [-1, 1]; discriminator outputs are, per scale, the list
 of layer outputs with the logits last; ``weights`` per sample (B,) select the pairs

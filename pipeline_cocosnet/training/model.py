@@ -50,7 +50,8 @@ class TrainingGenerator(nn.Module):
         self.correspondence = correspondence
         self.translator = translator
         self.random_propagation = random_propagation
-        self.generator = torch.Generator().manual_seed(seed)
+        #: draws the PatchMatch propagation order (a torch.Generator; "generator" here is the GAN's G network)
+        self.propagation_rng = torch.Generator().manual_seed(seed)
 
     def forward(
         self,
@@ -62,7 +63,7 @@ class TrainingGenerator(nn.Module):
     ) -> GeneratorOutput:
         corr = self.correspondence
         features = corr.encode(label, exemplar, exemplar_label)
-        warps, _ = corr.match(features, exemplar, self.generator if self.random_propagation else None)
+        warps, _ = corr.match(features, exemplar, self.propagation_rng if self.random_propagation else None)
         fake = self.translator(label, warps)
         image_features = None
         if image is not None:

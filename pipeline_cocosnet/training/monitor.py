@@ -84,7 +84,7 @@ def label_to_rgb(label: torch.Tensor, task: Optional[str] = None) -> torch.Tenso
     if label.shape[1] == 1:
         return label.expand(-1, 3, -1, -1) * 2 - 1
     if task == "mask-to-image":
-        from ..processing.labels import ADE20K_PALETTE
+        from ..processing.formats.ade20k import ADE20K_PALETTE
 
         palette = torch.tensor([(0, 0, 0), *ADE20K_PALETTE], dtype=torch.float32) / 127.5 - 1
     else:

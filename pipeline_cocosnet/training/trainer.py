@@ -68,23 +68,23 @@ class TrainState:
     run logs exactly what an uninterrupted one would).
     """
 
-    def __init__(self, generator: torch.Generator):
+    def __init__(self, propagation_rng: torch.Generator):
         self.step = 0
         self.epoch = 0
         self.batches_in_epoch = 0
-        self.generator = generator
+        self.propagation_rng = propagation_rng
         self.log_sums: dict[str, torch.Tensor] = {}
         self.log_count = 0
 
     def rank_state_dict(self) -> dict[str, Any]:
         return {
-            "propagation_rng": self.generator.get_state(),
+            "propagation_rng": self.propagation_rng.get_state(),
             "log_sums": {k: v.detach().cpu() for k, v in self.log_sums.items()},
             "log_count": self.log_count,
         }
 
     def load_rank_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
-        self.generator.set_state(state["propagation_rng"])
+        self.propagation_rng.set_state(state["propagation_rng"])
         self.log_sums = {k: v.to(device) for k, v in state["log_sums"].items()}
         self.log_count = int(state["log_count"])
 
@@ -93,14 +93,14 @@ class TrainState:
             "step": self.step,
             "epoch": self.epoch,
             "batches_in_epoch": self.batches_in_epoch,
-            "propagation_rng": self.generator.get_state(),
+            "propagation_rng": self.propagation_rng.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batches_in_epoch = int(state["batches_in_epoch"])
-        self.generator.set_state(state["propagation_rng"])
+        self.propagation_rng.set_state(state["propagation_rng"])
 
 
 def _split(pred: list[list[torch.Tensor]]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
@@ -159,7 +159,7 @@ class Trainer:
         self.generator, self.discriminator, self.opt_g, self.opt_d, self.loader = accelerator.prepare(
             generator, discriminator, opt_g, opt_d, loader
         )
-        self.state = TrainState(generator.generator)
+        self.state = TrainState(generator.propagation_rng)
         accelerator.register_for_checkpointing(self.state)
         self.discriminator_scaler = self.separate_loss_scales()
 

@@ -6,7 +6,7 @@
 Image and mask are paired by file stem; a photo without mask, a mask without photo
 and a mask whose size differs from its photo's are reported, never paired otherwise.
 Labels are the 151-channel one-hot encoding of
-:class:`~pipeline_cocosnet.processing.labels.ADE20KMaskEncoder` (NEAREST resize).
+:class:`~pipeline_cocosnet.processing.encoders.mask.ADE20KMaskEncoder` (NEAREST resize).
 Keys are the stems.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...processing.base import StructureError
-from ...processing.labels import ADE20K_LABEL_CHANNELS, load_ade20k_mask
+from ...processing.errors import StructureError
+from ...processing.formats.ade20k import ADE20K_LABEL_CHANNELS, load_ade20k_mask
 from .base import IMAGE_SUFFIXES, PairedDataset, SampleError, image_to_tensor, read_rgb
 
 __all__ = ["ADE20kDataset", "one_hot"]

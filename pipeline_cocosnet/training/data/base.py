@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ...processing.image_processor import CoCosNetImageProcessor
 from ...processing.images import ImageError, open_image
 from ..config import DataConfig
 from .augment import color_jitter, random_affine, random_crop_flip, warp_affine
@@ -53,11 +54,13 @@ def read_rgb(path: Path) -> Image.Image:
         raise SampleError(str(error)) from None
 
 
+#: the package's one image conversion (processing/image_processor.py), as the pipeline uses it
+IMAGE_PROCESSOR = CoCosNetImageProcessor()
+
+
 def image_to_tensor(photo: Image.Image, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """PIL RGB → 3×H×W float in [-1, 1] (bicubic-resized to ``size`` = (H, W) when given)."""
-    if size is not None and photo.size != (size[1], size[0]):
-        photo = photo.resize((size[1], size[0]), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(photo.convert("RGB"), dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+    """PIL RGB → 3×H×W float32 in [-1, 1] (bicubic-resized to ``size`` = (H, W) when given), as the pipeline does."""
+    return IMAGE_PROCESSOR.preprocess(photo, size, what="training image")
 
 
 def read_pair_list(path: Optional[str]) -> dict[str, list[str]]:

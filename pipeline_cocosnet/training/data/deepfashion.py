@@ -1,13 +1,13 @@
 """DeepFashionHD (pose-to-body), laid out as the research code expects::
 
     ROOT/img/WOMEN/…/ID/01_1_front.jpg           photos (750×1101, or already square)
-    ROOT/pose/WOMEN/…/ID/01_1_front_candidate.txt  OpenPose keypoints (SPEC §10)
+    ROOT/pose/WOMEN/…/ID/01_1_front_candidate.txt  OpenPose keypoints (docs/architecture.md §10)
     ROOT/pose/WOMEN/…/ID/01_1_front_subset.txt
 
 Keys are image paths relative to ROOT (``img/…jpg``), as in ``train.txt`` and the pair
 lists ``deepfashion_self_pair.txt`` (same person, other pose: same-content exemplars) and
 ``deepfashion_ref.txt`` (retrieved exemplars). Photos are padded to a square with grey 232
-and resized, labels rendered by :func:`~pipeline_cocosnet.processing.pose.render_pose_label`:
+and resized, labels rendered by :func:`~pipeline_cocosnet.processing.formats.keypoints.render_pose_label`:
 exactly what the inference pipeline does.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ...processing.pose import POSE_LABEL_CHANNELS, load_openpose_keypoints, prepare_exemplar_photo, render_pose_label
+from ...processing.formats.keypoints import POSE_LABEL_CHANNELS, load_openpose_keypoints, prepare_exemplar_photo, render_pose_label
 from .base import IMAGE_SUFFIXES, PairedDataset, SampleError, _normalise_key, image_to_tensor, read_rgb
 
 __all__ = ["DeepFashionHDDataset", "pose_files"]

@@ -1,8 +1,8 @@
 """A folder of photos (MetFaces, any face or painting folder) with edges computed on the fly.
 
 Every image under ROOT (recursively) is a sample; its label is
-:class:`~pipeline_cocosnet.processing.edges.EdgeEncoder` run on the photo at the
-working size — the same edge definition (:func:`~pipeline_cocosnet.processing.edges.photo_to_edges`)
+:class:`~pipeline_cocosnet.processing.encoders.edges.EdgeEncoder` run on the photo at the
+working size — the same edge definition (:func:`~pipeline_cocosnet.processing.encoders.edges.photo_to_edges`)
 the inference pipeline applies to exemplars and structure photos. Self-supervised
 exemplars get their edges re-extracted from the augmented photo, as at inference.
 Keys are paths relative to ROOT.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...processing.edges import EdgeEncoder
+from ...processing.encoders.edges import EdgeEncoder
 from .base import IMAGE_SUFFIXES, PairedDataset, SampleError, image_to_tensor, read_rgb
 
 __all__ = ["EdgeFolderDataset"]

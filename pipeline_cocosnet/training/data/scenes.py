@@ -9,7 +9,7 @@ with a shared "light" tint. Every class is painted with its own procedural textu
 tree crowns, sand ripples, cracked rock, window grids, asphalt with lane marks) mixing
 its two colours, so the structure alone does not tell the colours: the exemplar does.
 
-Index masks use the ADE20k numbering of :mod:`pipeline_cocosnet.processing.labels`
+Index masks use the ADE20k numbering of :mod:`pipeline_cocosnet.processing.formats.ade20k`
 (0 = unknown, 1..150), only the ids in :data:`SCENE_CLASSES`. Everything is a pure
 function of the seeds and is drawn in normalised coordinates, so one seed gives the same
 scene at any size (up to rasterisation).
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...processing.labels import ADE20K_CLASSES, ADE20K_LABEL_CHANNELS
+from ...processing.formats.ade20k import ADE20K_CLASSES, ADE20K_LABEL_CHANNELS
 from .ade20k import one_hot
 from .base import PairedDataset, image_to_tensor
 

@@ -1,4 +1,4 @@
-"""DeepFashionHD pose structure encoder (SPEC §10).
+"""Body keypoints and the DeepFashionHD pose label (docs/architecture.md §10): a data format.
 
 A pose is 18 OpenPose keypoints (COCO-18 order) in pixel coordinates of the
 1024×1024 canvas. It is rendered into the 20-channel label the published
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import StructureEncoder, StructureError, register_encoder
+from ..errors import StructureError
 
 __all__ = [
     "CANVAS_SIZE",
@@ -37,7 +37,6 @@ __all__ = [
     "PAD_FILL",
     "POSE_LABEL_CHANNELS",
     "Keypoints",
-    "PoseEncoder",
     "load_openpose_json",
     "load_openpose_keypoints",
     "normalize_keypoints",
@@ -263,7 +262,7 @@ def render_pose_image(keypoints: Sequence[Any] | np.ndarray, size: int = 512) ->
 
 
 def render_pose_label(keypoints: Sequence[Any] | np.ndarray, size: int = 512, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Render the 20-channel DeepFashionHD pose label (SPEC §10).
+    """Render the 20-channel DeepFashionHD pose label (docs/architecture.md §10).
 
     Args:
         keypoints: 18 keypoints on the 1024×1024 canvas (anything
@@ -325,111 +324,3 @@ def scale_keypoints_to_canvas(
 def prepare_exemplar_photo(image: Image.Image, size: int = 512) -> Image.Image:
     """Pad a photo to a square with grey 232 (centred) and bicubic-resize it to ``size``."""
     return pad_to_square(image.convert("RGB")).resize((size, size), Image.BICUBIC)
-
-
-# --------------------------------------------------------------------------- encoder
-
-
-_PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def _is_photo(structure: Any) -> bool:
-    """A PIL image, a uint8 H×W×3/4 array or an image file path: a photo to estimate the pose from."""
-    if isinstance(structure, Image.Image):
-        return True
-    if isinstance(structure, np.ndarray):
-        return structure.dtype == np.uint8 and structure.ndim == 3 and structure.shape[2] in (3, 4)
-    return isinstance(structure, (str, Path)) and Path(structure).suffix.lower() in _PHOTO_SUFFIXES
-
-
-@register_encoder
-class PoseEncoder(StructureEncoder):
-    """pose-to-body (DeepFashionHD): OpenPose-18 keypoints on the 1024² canvas → 20-channel label.
-
-    ``encode`` accepts 18 keypoints (list of ``(x, y)``/None or an 18×2 array), a
-    ``(candidate_path, subset_path)`` pair in the DeepFashionHD text format (or just the
-    ``NAME_candidate.txt`` path, its ``NAME_subset.txt`` beside it), an OpenPose JSON
-    file path / dict, or a photo (PIL image, uint8 H×W×3 array, image path), whose pose
-    the ``estimator`` finds (see :meth:`extract`). The label is square; exemplars are
-    padded to a square with grey 232 and bicubic-resized, as in training.
-
-    Args:
-        estimator: the photo pose backend: ``"vitpose"`` (default, ``transformers``),
-            ``"mediapipe"``, or any :class:`~.pose_estimation.PoseEstimator`. Resolved on
-            the first photo, so keypoint inputs never need the backend installed.
-    """
-
-    task = "pose-to-body"
-    channels = POSE_LABEL_CHANNELS
-
-    def __init__(self, estimator: Any = None) -> None:
-        self._estimator_spec = estimator
-        self._estimator = None
-
-    @property
-    def estimator(self) -> Any:
-        """The pose estimator (created on first access)."""
-        if self._estimator is None:
-            from .pose_estimation import get_pose_estimator
-
-            self._estimator = get_pose_estimator(self._estimator_spec)
-        return self._estimator
-
-    def extract(self, photo: Image.Image) -> Keypoints:
-        """The main person's 18 keypoints on the 1024² canvas (photo padded to a square, centred).
-
-        The canvas mapping is the one of :func:`prepare_exemplar_photo`, so a photo's keypoints
-        line up with the same photo used as an exemplar.
-
-        Raises:
-            StructureError: no person found.
-        """
-        image = photo if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo)[..., :3])
-        keypoints = self.estimator(image.convert("RGB"))
-        name = getattr(self.estimator, "name", type(self.estimator).__name__)
-        if keypoints is None or all(point is None for point in normalize_keypoints(keypoints)):
-            raise StructureError(
-                f"pose-to-body: the {name} pose estimator found no person in the {image.width}×{image.height} photo"
-            )
-        return scale_keypoints_to_canvas(keypoints, image.size)
-
-    def keypoints(self, structure: Any) -> Keypoints:
-        """Read any accepted pose input (a photo: via :meth:`extract`) into 18 canvas keypoints."""
-        if _is_photo(structure):
-            from .images import open_image
-
-            return self.extract(open_image(structure, "pose photo") if isinstance(structure, (str, Path)) else structure)
-        if isinstance(structure, dict) or (isinstance(structure, (str, Path)) and str(structure).endswith(".json")):
-            return load_openpose_json(structure)
-        if (
-            isinstance(structure, (tuple, list))
-            and len(structure) == 2
-            and all(isinstance(p, (str, Path)) for p in structure)
-        ):
-            return load_openpose_keypoints(*structure)
-        if isinstance(structure, (str, Path)) and str(structure).endswith("_candidate.txt"):
-            return load_openpose_keypoints(structure, str(structure)[: -len("_candidate.txt")] + "_subset.txt")
-        if isinstance(structure, (str, Path)):
-            raise StructureError(
-                f"pose file {structure}: give an OpenPose .json file, a NAME_candidate.txt file (its "
-                f"NAME_subset.txt beside it), a (candidate.txt, subset.txt) pair or a photo"
-            )
-        try:
-            return normalize_keypoints(structure)
-        except (TypeError, ValueError) as error:
-            raise StructureError(f"pose: {error}") from None
-
-    @staticmethod
-    def _side(size: tuple[int, int]) -> int:
-        if size[0] != size[1]:
-            raise StructureError(f"pose labels are square (DeepFashionHD); got size {size[0]}×{size[1]}")
-        return size[0]
-
-    def encode(self, structure: Any, size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return render_pose_label(self.keypoints(structure), self._side(size), dtype)
-
-    def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
-        return render_pose_image(self.keypoints(structure), self._side(size))
-
-    def prepare_exemplar(self, photo: Image.Image, size: tuple[int, int]) -> Image.Image:
-        return prepare_exemplar_photo(photo, self._side(size))

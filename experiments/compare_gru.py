@@ -1,6 +1,9 @@
 """Train the same configuration with the published (frozen) and the learning ConvGRU, compare warps.
 
-    python -m pipeline_cocosnet.training.compare_gru --config configs/train_synthetic.yaml --max-steps 300
+    python experiments/compare_gru.py --config configs/train_synthetic.yaml --max-steps 300
+
+An experiment script, not part of the package: it uses only the package's public training API
+(results and discussion: docs/training.md, "The learning ConvGRU").
 
 Both runs share seeds, data and every setting but ``model.learn_gru``. The warp error is
 the L1 between each level's warp and the pooled warp target, on a held-out batch of
@@ -17,9 +20,9 @@ from pathlib import Path
 
 from torch.utils.data import default_collate
 
-from .config import load_config
-from .data import build_dataset
-from .trainer import Trainer
+from pipeline_cocosnet.training.config import load_config
+from pipeline_cocosnet.training.data import build_dataset
+from pipeline_cocosnet.training.trainer import Trainer
 
 __all__ = ["compare"]
 

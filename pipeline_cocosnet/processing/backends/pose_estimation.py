@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backends import BackendMissingError, PhotoCache, as_rgb_photo, load_pretrained, require
-from .pose import Keypoints, normalize_keypoints
+from ..formats.keypoints import Keypoints, normalize_keypoints
+from .common import BackendMissingError, PhotoCache, as_rgb_photo, load_pretrained, require
 
 __all__ = [
     "COCO17_TO_OPENPOSE18",

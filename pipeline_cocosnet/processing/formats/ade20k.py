@@ -1,4 +1,4 @@
-"""ADE20k segmentation masks → the 151-channel mask-to-image label.
+"""ADE20k segmentation masks: class tables, the palette, and reading masks (a data format).
 
 ADE20k (SceneParsing, 150 classes) masks come in two forms, both accepted:
 
@@ -28,15 +28,10 @@ How an input is read (``input_format="auto"``; force it with ``"index"`` or
   value is one of the palette's grey colours (0, 120, 140, 220, 230), which makes
   them palette images.
 
-:class:`ADE20KMaskEncoder` adds photos: a colour picture most of whose pixels are far
-from every palette colour is segmented by a ``transformers`` ADE20k model (see
-:mod:`.segmentation`); ``input_format="photo"`` forces that. ``load_ade20k_mask`` reads
-masks only.
-
-The label is the one-hot encoding of the index mask (after a NEAREST resize to the
-requested size): float32 151×H×W with channel ``k`` = 1 where the pixel's class is
-``k`` (channel 0: unknown), as CoCosNet's ADE20k loader builds it (``label_nc`` 150
-plus the don't-care channel).
+``load_ade20k_mask`` reads masks only; :func:`looks_like_photo` tells a photo from a
+palette image. The mask-to-image structure encoder that turns masks (and, through a
+segmentation backend, photos) into labels is
+:class:`~pipeline_cocosnet.processing.encoders.mask.ADE20KMaskEncoder`.
 """
 
 from __future__ import annotations
@@ -50,16 +45,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import StructureEncoder, StructureError, register_encoder
-from .images import ImageError, ImageSizeError, open_image
+from ..errors import StructureError
+from ..images import open_structure_file
 
 __all__ = [
     "ADE20K_CLASSES",
     "ADE20K_LABEL_CHANNELS",
     "ADE20K_NUM_CLASSES",
     "ADE20K_PALETTE",
-    "ADE20KMaskEncoder",
+    "INDEX_MODES",
+    "check_indices",
+    "is_palette_rgb",
     "class_legend",
+    "looks_like_photo",
+    "resize_mask_nearest",
     "load_ade20k_mask",
     "mask_to_indexed_palette",
     "mask_to_palette",
@@ -124,7 +123,7 @@ _COLOUR_TO_INDEX: dict[int, int] = {}
 for _index, (_r, _g, _b) in reversed(list(enumerate([_UNKNOWN_COLOUR, *ADE20K_PALETTE]))):
     _COLOUR_TO_INDEX[(_r << 16) | (_g << 8) | _b] = _index
 _PALETTE_GREYS = frozenset(r for r, g, b in [_UNKNOWN_COLOUR, *ADE20K_PALETTE] if r == g == b)
-_INDEX_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "F", "P", "1"}
+INDEX_MODES = {"L", "I", "I;16", "I;16B", "I;16L", "F", "P", "1"}
 
 InputFormat = Literal["auto", "index", "palette"]
 PathLike = Union[str, os.PathLike]
@@ -176,7 +175,7 @@ def palette_to_mask(image: Image.Image | np.ndarray) -> np.ndarray:
     return lookup[inverse].reshape(rgb.shape[:2]).astype(np.uint8)
 
 
-def _check_indices(mask: np.ndarray) -> np.ndarray:
+def check_indices(mask: np.ndarray) -> np.ndarray:
     """Validate an integer-valued index mask and return it as uint8."""
     if mask.ndim != 2:
         raise StructureError(f"ADE20k index mask must be 2-D (H×W), got shape {mask.shape}")
@@ -201,7 +200,7 @@ def _check_indices(mask: np.ndarray) -> np.ndarray:
 
 def mask_to_palette(index_mask: Any) -> Image.Image:
     """Draw an index mask (H×W, values 0..150) in the ADE20k palette colours (0 → black) as an RGB image."""
-    mask = _check_indices(np.asarray(index_mask))
+    mask = check_indices(np.asarray(index_mask))
     colours = np.array([_UNKNOWN_COLOUR, *ADE20K_PALETTE], dtype=np.uint8)
     return Image.fromarray(colours[mask], "RGB")
 
@@ -210,7 +209,7 @@ def mask_to_indexed_palette(index_mask: Any) -> Image.Image:
     """An index mask (H×W, values 0..150) as a ``P``-mode image: the pixel values *are* the class ids
     (read back as an index mask, skyscraper and road stay apart) and its palette the ADE20k colours,
     so image viewers and browsers show it in colour. Saved as PNG, it is an index mask people can see."""
-    mask = _check_indices(np.asarray(index_mask))
+    mask = check_indices(np.asarray(index_mask))
     image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
     image.putpalette([c for colour in (_UNKNOWN_COLOUR, *ADE20K_PALETTE) for c in colour])
     return image
@@ -228,7 +227,7 @@ def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tupl
         ids = range(1, ADE20K_NUM_CLASSES + 1)
     else:
         values = classes if isinstance(classes, (np.ndarray, torch.Tensor)) else list(classes)
-        ids = np.unique(_check_indices(np.asarray(values).reshape(1, -1))).tolist()
+        ids = np.unique(check_indices(np.asarray(values).reshape(1, -1))).tolist()
     return [
         (0, "unknown", _UNKNOWN_COLOUR) if i == 0 else (i, ADE20K_CLASSES[i - 1], ADE20K_PALETTE[i - 1]) for i in ids
     ]
@@ -237,19 +236,7 @@ def class_legend(classes: Iterable[int] | np.ndarray | None = None) -> list[tupl
 # --------------------------------------------------------------------------- inputs
 
 
-def _open(path: PathLike) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise StructureError(f"ADE20k mask file not found: {path}")
-    try:
-        return open_image(path, "ADE20k mask")
-    except ImageSizeError:
-        raise
-    except ImageError as error:
-        raise StructureError(str(error)) from None
-
-
-def _is_palette_rgb(rgb: np.ndarray) -> bool:
+def is_palette_rgb(rgb: np.ndarray) -> bool:
     """The ``"auto"`` rule for 3-channel inputs (see the module docstring)."""
     grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
     return not grey or set(np.unique(rgb[..., 0]).tolist()) <= _PALETTE_GREYS
@@ -271,13 +258,13 @@ def load_ade20k_mask(structure: Any, input_format: InputFormat = "auto") -> np.n
     if input_format not in ("auto", "index", "palette"):
         raise ValueError(f"input_format must be 'auto', 'index' or 'palette', got {input_format!r}")
     if isinstance(structure, (str, os.PathLike)):
-        structure = _open(structure)
+        structure = open_structure_file(structure, "ADE20k mask")
     if isinstance(structure, torch.Tensor):
         structure = structure.detach().cpu().numpy()
     if isinstance(structure, Image.Image):
-        if input_format == "palette" or (input_format == "auto" and structure.mode not in _INDEX_MODES):
+        if input_format == "palette" or (input_format == "auto" and structure.mode not in INDEX_MODES):
             structure = np.asarray(structure.convert("RGB"))
-        elif structure.mode in _INDEX_MODES:
+        elif structure.mode in INDEX_MODES:
             structure = np.asarray(structure)
         else:  # forced index reading of a colour image: it must be grey
             structure = np.asarray(structure.convert("RGB"))
@@ -288,7 +275,7 @@ def load_ade20k_mask(structure: Any, input_format: InputFormat = "auto") -> np.n
     array = structure[..., 0] if structure.ndim == 3 and structure.shape[2] == 1 else structure
     if array.ndim == 3 and array.shape[2] in (3, 4):
         rgb = array[..., :3]
-        if input_format == "palette" or (input_format == "auto" and _is_palette_rgb(rgb)):
+        if input_format == "palette" or (input_format == "auto" and is_palette_rgb(rgb)):
             if rgb.dtype != np.uint8:
                 raise StructureError(f"ADE20k palette image must be uint8 RGB, got dtype {rgb.dtype}")
             return palette_to_mask(rgb)
@@ -297,19 +284,19 @@ def load_ade20k_mask(structure: Any, input_format: InputFormat = "auto") -> np.n
         array = rgb[..., 0]
     elif input_format == "palette":
         raise StructureError(f"ADE20k palette image must be H×W×3 (RGB), got shape {array.shape}")
-    return _check_indices(array)
+    return check_indices(array)
 
 
-def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_mask_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape == tuple(size):
         return mask
     return np.asarray(Image.fromarray(mask, "L").resize((size[1], size[0]), Image.NEAREST))
 
 
-# --------------------------------------------------------------------------- encoder
+# --------------------------------------------------------------------------- photos or masks
 
 
-def _looks_like_photo(rgb: np.ndarray) -> bool:
+def looks_like_photo(rgb: np.ndarray) -> bool:
     """True for a colour picture whose pixels are mostly far from every palette colour (a photo).
 
     Palette images, even JPEG-compressed or antialiased, have most pixels within 16 (per
@@ -324,79 +311,3 @@ def _looks_like_photo(rgb: np.ndarray) -> bool:
     colours = np.array([_UNKNOWN_COLOUR, *ADE20K_PALETTE], dtype=np.int16)
     distance = np.abs(pixels - colours[None]).max(axis=-1).min(axis=-1)
     return bool((distance <= 16).mean() < 0.5)
-
-
-@register_encoder
-class ADE20KMaskEncoder(StructureEncoder):
-    """mask-to-image (ADE20k): an index mask, a palette image or a photo → the 151-channel one-hot label.
-
-    Args:
-        input_format: how inputs are read: ``"auto"`` (the rule in the module docstring;
-            a colour picture that does not look like a palette image — most pixels far from
-            every palette colour — is a photo and is segmented), ``"index"`` (always class
-            indices), ``"palette"`` (always ADE20k colours) or ``"photo"`` (always segmented).
-        segmenter: the photo segmentation backend: a ``transformers`` model id or folder
-            (default :data:`~.segmentation.DEFAULT_SEGMENTATION_MODEL`) or any
-            :class:`~.segmentation.Segmenter`. Resolved on the first photo.
-    """
-
-    task = "mask-to-image"
-    channels = ADE20K_LABEL_CHANNELS
-
-    def __init__(self, input_format: str = "auto", segmenter: Any = None) -> None:
-        if input_format not in ("auto", "index", "palette", "photo"):
-            raise ValueError(f"input_format must be 'auto', 'index', 'palette' or 'photo', got {input_format!r}")
-        self.input_format = input_format
-        self._segmenter_spec = segmenter
-        self._segmenter = None
-
-    @property
-    def segmenter(self) -> Any:
-        """The photo segmenter (created on first access)."""
-        if self._segmenter is None:
-            from .segmentation import get_segmenter
-
-            self._segmenter = get_segmenter(self._segmenter_spec)
-        return self._segmenter
-
-    def _as_photo(self, structure: Any) -> Image.Image | None:
-        """``structure`` as an RGB photo when it is to be segmented, else None."""
-        if self.input_format in ("index", "palette"):
-            return None
-        if isinstance(structure, (str, os.PathLike)):
-            structure = _open(structure)
-        if isinstance(structure, Image.Image) and structure.mode not in _INDEX_MODES:
-            rgb = np.asarray(structure.convert("RGB"))
-        elif isinstance(structure, np.ndarray) and structure.dtype == np.uint8 and structure.ndim == 3 and structure.shape[2] in (3, 4):
-            rgb = structure[..., :3]
-        elif self.input_format == "photo":
-            raise StructureError(
-                f"mask-to-image: input_format='photo' needs an RGB photo (PIL image, uint8 H×W×3 array or image "
-                f"path), got {type(structure).__name__}"
-            )
-        else:
-            return None
-        if self.input_format == "photo" or _looks_like_photo(rgb):
-            return Image.fromarray(np.ascontiguousarray(rgb))
-        return None
-
-    def index_mask(self, structure: Any, size: tuple[int, int] | None = None) -> np.ndarray:
-        """The uint8 H×W index mask of ``structure`` (a photo: segmented), NEAREST-resized to ``size`` = (H, W) when given."""
-        photo = self._as_photo(structure)
-        mask = self.extract(photo) if photo is not None else load_ade20k_mask(structure, self.input_format)
-        return mask if size is None else _resize_nearest(mask, size)
-
-    def encode(self, structure: Any, size: tuple[int, int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """One-hot ``151×H×W`` (exactly one 1 per pixel, at channel = class index), float32 or ``dtype``."""
-        mask = torch.from_numpy(self.index_mask(structure, size).astype(np.int64))
-        label = torch.zeros(self.channels, *mask.shape, dtype=dtype)
-        return label.scatter_(0, mask[None], 1.0)
-
-    def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
-        """The mask in ADE20k palette colours at ``size`` (unknown: black)."""
-        return mask_to_palette(self.index_mask(structure, size))
-
-    def extract(self, photo: Image.Image) -> np.ndarray:
-        """The photo's ADE20k index mask (uint8 H×W at the photo's size, 0..150) from the segmenter."""
-        mask = np.asarray(self.segmenter(photo.convert("RGB")))
-        return _check_indices(mask)

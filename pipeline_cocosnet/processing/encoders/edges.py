@@ -25,7 +25,7 @@ pixels) and at least 98 % of its pixels are near black or near white (≤ 32 or
 ≥ 223 of 255, which tolerates JPEG noise); anything else is a photo, whose edges are
 extracted. ``from_photos=True``/``False`` forces either reading.
 
-With ``align_faces`` set (see :mod:`pipeline_cocosnet.processing.face`), photos are
+With ``align_faces`` set (see :mod:`pipeline_cocosnet.processing.backends.face`), photos are
 first cropped and aligned the FFHQ/MetFaces way at the model size, both for
 extracted structures and for exemplars, so an exemplar and its edges line up.
 """
@@ -41,8 +41,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import StructureEncoder, StructureError, register_encoder
-from .images import ImageError, ImageSizeError, open_image
+from ..backends.face import align_face, resolve_landmarker
+from ..errors import StructureError
+from ..images import open_structure_file
+from .base import Choice, StructureEncoder
 
 __all__ = [
     "BLUR_KSIZE",
@@ -225,19 +227,6 @@ class PhotoEdges:
         return f"PhotoEdges({self.photo.size[0]}×{self.photo.size[1]} photo)"
 
 
-def _open(path: str | os.PathLike) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise StructureError(f"edge map / photo file not found: {path}")
-    try:
-        return open_image(path, "edge map / photo")
-    except ImageSizeError:
-        raise
-    except ImageError as error:
-        raise StructureError(str(error)) from None
-
-
-@register_encoder
 class EdgeEncoder(StructureEncoder):
     """edge-to-face (MetFaces): an edge map, or a photo whose edges are extracted → the edge label.
 
@@ -247,7 +236,7 @@ class EdgeEncoder(StructureEncoder):
         from_photos: ``"auto"`` (decide per input, module docstring), ``True`` (every
             input is a photo) or ``False`` (every input is an edge map).
         align_faces: ``False`` (no alignment), ``True`` / ``"dlib"`` (the default
-            landmark backend) or a :class:`~pipeline_cocosnet.processing.face.FaceLandmarker`:
+            landmark backend) or a :class:`~pipeline_cocosnet.processing.backends.face.FaceLandmarker`:
             photos (structures and exemplars) are FFHQ-aligned before use. Needs a
             square size.
         dilate: passed to :func:`photo_to_edges` (must match training).
@@ -255,6 +244,8 @@ class EdgeEncoder(StructureEncoder):
     """
 
     task = "edge-to-face"
+    option_names = ("channels", "from_photos", "align_faces", "dilate", "invert")
+    from_photos = Choice("auto", True, False, doc="Whether inputs are photos: 'auto', True or False (class docstring).")
 
     def __init__(
         self,
@@ -267,21 +258,26 @@ class EdgeEncoder(StructureEncoder):
     ) -> None:
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, got {channels!r}")
-        if from_photos not in ("auto", True, False):
-            raise ValueError(f"from_photos must be 'auto', True or False, got {from_photos!r}")
         self.channels = channels
         self.from_photos = from_photos
         self.align_faces = align_faces
         self.dilate = bool(dilate)
         self.invert = invert
+
+    @property
+    def align_faces(self) -> Any:
+        """The face-alignment option as given; assigning it takes effect on the next photo."""
+        return self._align_faces
+
+    @align_faces.setter
+    def align_faces(self, value: Any) -> None:
+        self._align_faces = value
         self._landmarker: Any = None
 
     @property
     def landmarker(self) -> Any:
         """The face landmarker in use, or ``None`` (resolved on first use: the backend is imported lazily)."""
         if self._landmarker is None and self.align_faces not in (False, None):
-            from .face import resolve_landmarker
-
             self._landmarker = resolve_landmarker(self.align_faces)
         return self._landmarker
 
@@ -290,8 +286,6 @@ class EdgeEncoder(StructureEncoder):
             return photo
         if size[0] != size[1]:
             raise StructureError(f"edge-to-face: face alignment makes square crops; got size {size[0]}×{size[1]}")
-        from .face import align_face
-
         return align_face(photo, size[0], self.landmarker)[0]
 
     def _photo_edges(self, photo: Image.Image, size: tuple[int, int]) -> np.ndarray:
@@ -303,7 +297,7 @@ class EdgeEncoder(StructureEncoder):
         if isinstance(structure, PhotoEdges):
             return structure.edges(size)
         if isinstance(structure, (str, os.PathLike)):
-            structure = _open(structure)
+            structure = open_structure_file(structure, "edge map / photo")
         image = _as_uint8(structure)
         if self.from_photos is True or (self.from_photos == "auto" and not is_edge_map(image)):
             photo = Image.fromarray(image).convert("RGB")

@@ -46,7 +46,7 @@ def full_attention(
 
 
 def to_indices(offsets: torch.Tensor) -> torch.Tensor:
-    """Offsets B×2×K×h×w → indices B×K×h×w: clamp per axis, combine in float, truncate (SPEC §7)."""
+    """Offsets B×2×K×h×w → indices B×K×h×w: clamp per axis, combine in float, truncate (docs/architecture.md §7)."""
     h, w = offsets.shape[-2:]
     rows = torch.arange(h, dtype=offsets.dtype, device=offsets.device).view(h, 1)
     cols = torch.arange(w, dtype=offsets.dtype, device=offsets.device).view(1, w)
@@ -107,7 +107,7 @@ class NaivePatchMatch(PatchMatch):
 
 
 class PlainSPADE(SPADE):
-    """SPADE as written in SPEC §3: mean and unbiased variance per pixel, separate γ and β convolutions."""
+    """SPADE as written in docs/architecture.md §3: mean and unbiased variance per pixel, separate γ and β convolutions."""
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         actv = F.relu(self.mlp_shared(resize_nearest(cond, x.shape[-2:])))
@@ -116,7 +116,7 @@ class PlainSPADE(SPADE):
 
 
 class PlainSepConvGRU(SepConvGRU):
-    """The ConvGRU equations of SPEC §7, one convolution per gate."""
+    """The ConvGRU equations of docs/architecture.md §7, one convolution per gate."""
 
     def forward(self, h: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
         x = torch.cat(inputs, dim=1)

@@ -1,7 +1,7 @@
 """Semantic segmentation of photos into ADE20k's 150 classes (the mask-to-image structure).
 
 A :class:`Segmenter` is any callable ``segmenter(photo) -> index mask`` (uint8 H×W at the
-photo's size, 0 = unknown, 1..150 = :data:`~.labels.ADE20K_CLASSES`) with a ``name``.
+photo's size, 0 = unknown, 1..150 = :data:`~pipeline_cocosnet.processing.formats.ade20k.ADE20K_CLASSES`) with a ``name``.
 :class:`TransformersSegmenter` runs any ``transformers`` semantic-segmentation model
 trained on ADE20k (SceneParsing-150): a Hub id or a local folder, loaded on first use.
 Extra: ``segmentation``.
@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backends import PhotoCache, as_rgb_photo, load_pretrained, require
-from .labels import ADE20K_NUM_CLASSES, mask_to_palette
+from ..formats.ade20k import ADE20K_NUM_CLASSES, mask_to_palette
+from .common import PhotoCache, as_rgb_photo, load_pretrained, require
 
 __all__ = [
     "DEFAULT_SEGMENTATION_MODEL",
@@ -57,7 +57,7 @@ class TransformersSegmenter:
         device: torch device.
 
     The model loads on the first call, once per process. Raises
-    :class:`~.backends.ModelUnavailableError` when it cannot be loaded (the message names
+    :class:`~.common.ModelUnavailableError` when it cannot be loaded (the message names
     the id and how to provide it offline), ``ValueError`` when it does not predict the 150
     ADE20k classes.
     """

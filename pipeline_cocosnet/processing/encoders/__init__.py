@@ -1,0 +1,15 @@
+"""Structure encoders (the top layer of ``processing/``): one per task, user input → label.
+
+``base`` is the interface, ``registry`` the explicit task → encoder table; ``pose``,
+``mask`` and ``edges`` are the encoders of pose-to-body, mask-to-image and edge-to-face.
+Builds on ``formats/`` and ``backends/``.
+"""
+
+from . import base, edges, mask, pose, registry
+from .base import *  # noqa: F401,F403
+from .edges import *  # noqa: F401,F403
+from .mask import *  # noqa: F401,F403
+from .pose import *  # noqa: F401,F403
+from .registry import *  # noqa: F401,F403
+
+__all__ = [*base.__all__, *edges.__all__, *mask.__all__, *pose.__all__, *registry.__all__]
