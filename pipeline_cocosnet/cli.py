@@ -85,13 +85,12 @@ def _translate(args: argparse.Namespace) -> None:
     import torch
 
     from .pipeline import CoCosNetPipeline
-
     from .precision import describe_dtype, resolve_dtype
 
     dtype = resolve_dtype(args.dtype, args.device)
-    if not args.quiet:
-        print(f"running in {describe_dtype(dtype, args.dtype)} on {args.device}", file=sys.stderr)
     pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=dtype).to(args.device)
+    if not args.quiet:  # said once the model is there: a failed load stays a one-line error
+        print(f"running in {describe_dtype(dtype, args.dtype)} on {args.device}", file=sys.stderr)
     pipe.set_progress_bar_config(disable=args.quiet)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
     output = pipe(

@@ -329,9 +329,9 @@ def test_app_translates_the_pose_example_with_release_weights(server, cache, mon
     _, url, _ = demo.launch(server_port=_free_port(), prevent_thread_lock=True, quiet=True, allowed_paths=[str(EXAMPLES)])
     try:
         pose = EXAMPLES / "pose-to-body"
-        result, warps, _, _ = Client(url, verbose=False, download_files=True).predict(
-            [handle_file(str(pose / "standing.json"))], None, handle_file(str(pose / "mannequin_waving.png")),
-            [handle_file(str(pose / "waving.json"))], api_name="/pose_to_body",
+        result, warps, *_ = Client(url, verbose=False, download_files=True).predict(
+            pose_file=[handle_file(str(pose / "standing.json"))], exemplar=handle_file(str(pose / "mannequin_waving.png")),
+            exemplar_pose_file=[handle_file(str(pose / "waving.json"))], api_name="/pose_to_body",
         )  # fmt: skip
     finally:
         demo.close()

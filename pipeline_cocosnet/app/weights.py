@@ -255,10 +255,10 @@ class PipelineStore:
             if isinstance(pipe, Exception) and is_release:
                 del self._loaded[source]  # a failed download is tried again on the next request
         if isinstance(pipe, Exception):
-            if is_release:
-                what = f"cannot fetch `{source}` (from {origin})"
+            if is_release:  # the release's own message says what failed and how to provide the files by hand
+                what = f"cannot fetch `{source}` (from {origin}) ({type(pipe).__name__}: {pipe})"
             elif source == DEMO_WEIGHTS:
-                what = "the packaged demo weights are not available in this installation"
+                what = f"the packaged demo weights are not available in this installation ({type(pipe).__name__}: {pipe})"
             elif is_local:
                 what = f"cannot load the pipeline folder `{source}` (from {origin}) ({type(pipe).__name__}: {pipe})"
             else:  # the pipeline's own one-line Hub message (no such folder / offline / no such repo)
