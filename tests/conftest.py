@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,26 @@ def parity_inputs():
         label_ref = torch.from_numpy(data["label_ref"]).double() / 255
         exemplar = torch.from_numpy(data["exemplar"]).double() / 255 * 2 - 1
     return label, exemplar, label_ref
+
+
+@pytest.fixture
+def chromium() -> tuple[object, str]:
+    """(playwright.sync_api, path of a Chromium executable) for the browser tests; skips without them."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return playwright, path
+    pytest.skip("no chromium found (Debian: apt-get install -y chromium)")
+
+
+def translate_example_in_browser(page, label: str, timeout_ms: int = 60_000) -> None:
+    """Mask-to-image tab in a Playwright page: click the example named ``label``, then Translate, and
+    wait until the result image has loaded."""
+    page.get_by_text(label).click()
+    page.wait_for_timeout(1000)
+    page.locator("#mask-to-image-translate").click()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#mask-to-image-result img'); return i && i.complete && i.naturalWidth > 0; }",
+        timeout=timeout_ms,
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from pipeline_cocosnet.app.ui import DISPLAY_SIDE  # noqa: E402
 from pipeline_cocosnet.app.weights import DEMO_NOTE, parse_weights_args, read_config_file  # noqa: E402
 from pipeline_cocosnet.processing.formats.ade20k import ADE20K_PALETTE  # noqa: E402
 
-from .conftest import tiny_models  # noqa: E402
+from .conftest import tiny_models, translate_example_in_browser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -277,20 +276,10 @@ def test_app_py_starts_from_env_weights_and_serves(weights, tmp_path):
 # ---------------------------------------------------------------- a real browser
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
 
 @pytest.mark.browser
-def test_browser_switches_tabs_and_translates_an_example(server, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("no chromium found (Debian: apt-get install -y chromium)")
+def test_browser_switches_tabs_and_translates_an_example(server, tmp_path, chromium):
+    playwright, executable = chromium
     url, store = server
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
@@ -319,13 +308,7 @@ def test_browser_switches_tabs_and_translates_an_example(server, tmp_path):
             # mask-to-image: an example loads into the mask editor and translates
             page.get_by_role("tab", name="Mask → image").click()
             rows = json.loads((EXAMPLES / "mask-to-image" / "examples.json").read_text())["examples"]
-            page.get_by_text(rows[0]["label"]).click()
-            page.wait_for_timeout(1000)
-            page.locator("#mask-to-image-translate").click()
-            page.wait_for_function(
-                "() => { const i = document.querySelector('#mask-to-image-result img'); return i && i.complete && i.naturalWidth > 0; }",
-                timeout=30_000,
-            )
+            translate_example_in_browser(page, rows[0]["label"], timeout_ms=30_000)
             source = page.locator("#mask-to-image-result img").get_attribute("src")
             page.screenshot(path=str(tmp_path / "mask_result.png"), full_page=True)
         finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pipeline_cocosnet.hub import HubError  # noqa: E402
 from pipeline_cocosnet.processing.images import ImageSizeError, open_image  # noqa: E402
 
 from .big_images import flat_png  # noqa: E402
-from .conftest import tiny_models  # noqa: E402
+from .conftest import tiny_models, translate_example_in_browser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -272,6 +271,12 @@ def test_space_binds_all_interfaces_only_on_a_space():
 
 
 def test_twenty_concurrent_requests_succeed_with_bounded_memory(server):
+    """20 concurrent requests all succeed, and the server grows by less than 600 MiB.
+
+    Measured growth: +191 to +228 MiB with float32 weights, +399 to +423 MiB since the CPU default
+    became bf16 (this machine has AVX512-BF16). A second round of 20 grew a further +191 MiB in one
+    run: whether that levels off is not established yet (open in the demo-app issue's notes).
+    """
     rss_before = _status(server.process.pid, "VmRSS")
 
     def one(_):
@@ -282,18 +287,11 @@ def test_twenty_concurrent_requests_succeed_with_bounded_memory(server):
     assert all(Path(p).is_file() for p in paths)
     rss_after, peak = _status(server.process.pid, "VmRSS"), _status(server.process.pid, "VmHWM")
     print(f"20 concurrent requests: server RSS {rss_before / MiB:.0f} → {rss_after / MiB:.0f} MiB (peak {peak / MiB:.0f} MiB)")
-    assert rss_after - rss_before < 300 * MiB
+    assert rss_after - rss_before < 600 * MiB
 
 
 # ---------------------------------------------------------------- a real browser
 
-
-def _chromium() -> str | None:
-    for name in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 def _colourfulness(png: bytes) -> float:
@@ -305,11 +303,8 @@ def _colourfulness(png: bytes) -> float:
 
 
 @pytest.mark.browser
-def test_browser_weightless_tabs_explain_and_results_are_readable(server, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("no chromium found (Debian: apt-get install -y chromium)")
+def test_browser_weightless_tabs_explain_and_results_are_readable(server, tmp_path, chromium):
+    playwright, executable = chromium
     index_mask = tmp_path / "index_mask.png"  # a grey index mask: near black unless shown in the palette
     Image.fromarray(np.asarray(open_image(SCENES / "scene_5001_mask.png"))).convert("L").save(index_mask)
     assert Image.open(index_mask).mode == "L"
@@ -340,13 +335,7 @@ def test_browser_weightless_tabs_explain_and_results_are_readable(server, tmp_pa
             assert colour > 40, f"the index mask preview is not colourful ({colour:.1f})"
             # an example, Translate: the result is at least as wide on screen as the largest warp
             rows = json.loads((SCENES / "examples.json").read_text())["examples"]
-            page.get_by_text(rows[0]["label"]).click()
-            page.wait_for_timeout(1000)
-            page.locator("#mask-to-image-translate").click()
-            page.wait_for_function(
-                "() => { const i = document.querySelector('#mask-to-image-result img'); return i && i.complete && i.naturalWidth > 0; }",
-                timeout=60_000,
-            )
+            translate_example_in_browser(page, rows[0]["label"], timeout_ms=60_000)
             page.locator("#mask-to-image-warps img").nth(3).wait_for(state="visible", timeout=30_000)
             page.wait_for_timeout(1000)
             result_width = page.locator("#mask-to-image-result img").bounding_box()["width"]
