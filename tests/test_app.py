@@ -205,6 +205,31 @@ def test_translations_stream_the_warps_as_the_levels_finish(client, scene):
     assert outputs[-1][0] is not None and outputs[-1][4] is not None
 
 
+def test_streamed_images_are_files_written_once_per_request():
+    """Updates repeat earlier images (structure views, the warps so far); each goes out as one file, never rewritten
+    (Gradio rewrote a PIL output's cached copy on every update, racing the page's fetch of the previous one)."""
+    from types import SimpleNamespace
+
+    from pipeline_cocosnet.app.ui import _stream
+
+    warps = [Image.new("RGB", (s, s), (s, 0, 0)) for s in (8, 16)]
+    result = Image.new("RGB", (16, 16), "blue")
+    view = Image.new("RGB", (16, 16), "green")
+    updates, mtimes = [], []
+    for update in _stream(iter([*warps, SimpleNamespace(images=[result], warps=[[w] for w in warps])]), view, None):
+        updates.append(update)
+        mtimes.append({p: os.stat(p).st_mtime_ns for p in [update[2], *(path for path, _ in update[1])]})
+        if update[4] is not None:
+            with Image.open(update[4]) as download:
+                sizes = download.size, Image.open(update[0]).size
+    folder = Path(updates[0][2]).parent
+    assert updates[0][2] == updates[1][2] == updates[2][2] and updates[0][3] is None  # the same structure view file
+    assert updates[1][1][0] == updates[0][1][0]  # the first warp, repeated, is the same file
+    assert all(mtimes[k][p] == mtimes[0][p] for k in (1, 2) for p in mtimes[0] if p in mtimes[k])  # never rewritten
+    assert sizes == ((16, 16), (16 * 32, 16 * 32)) and Path(updates[2][4]).name == "cocosnet-result-16x16.png"
+    assert not folder.exists()  # the request's folder goes once the stream ends (Gradio has copied what it sent)
+
+
 def test_bad_uploads_get_clear_errors_and_the_app_keeps_serving(server, client, scene):
     exemplar = handle_file(str(scene["photo"]))
     cases = [

@@ -199,27 +199,54 @@ def display_copy(image: Image.Image, side: int = DISPLAY_SIDE) -> Image.Image:
     return image if factor <= 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
 
+class _RequestFiles:
+    """One request's output images as PNG files, each written once (to a folder removed when the request ends).
+
+    Gradio re-writes a PIL image's cached copy every time an update carries it, so a streamed update that
+    repeats an earlier image (the structure views, the warps so far) could truncate the file while the page
+    still fetches it from the previous update ("Too little data for declared Content-Length"). A file path is
+    copied into Gradio's cache once, atomically, and reused by content."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self._saved: dict[int, tuple[Image.Image, str]] = {}  # id → (the image, kept alive so ids stay unique; path)
+
+    def save(self, image: Image.Image | None, name: str) -> str | None:
+        if image is None:
+            return None
+        if id(image) not in self._saved:
+            path = self.folder / f"{name}.png"
+            image.save(path, format="PNG")
+            self._saved[id(image)] = image, str(path)
+        return self._saved[id(image)][1]
+
+
+def _warp_caption(warp: Image.Image) -> str:
+    return f"warped exemplar {warp.width}×{warp.height}"
+
+
 def _stream(steps: Iterator[Any], structure_view: Image.Image, exemplar_view: Image.Image | None) -> Iterator[tuple]:
     """The endpoints' outputs while the pipeline runs: the warps so far as each level finishes (no result
-    yet), then all five outputs (:func:`_outputs`)."""
-    warps: list[tuple[Image.Image, str]] = []
-    for step in steps:
-        if isinstance(step, Image.Image):
-            warps.append((step, f"warped exemplar {step.width}×{step.height}"))
-            yield None, list(warps), structure_view, exemplar_view, None
-        else:
-            yield _outputs(step, structure_view, exemplar_view)
+    yet), then all five outputs (:func:`_outputs`). Images go out as files written once (:class:`_RequestFiles`)."""
+    with tempfile.TemporaryDirectory(prefix="cocosnet-request-") as folder:
+        files = _RequestFiles(folder)
+        views = files.save(structure_view, "structure"), files.save(exemplar_view, "exemplar-structure")
+        warps: list[tuple[str, str]] = []
+        for step in steps:
+            if isinstance(step, Image.Image):
+                warps.append((files.save(step, f"warp-{len(warps)}"), _warp_caption(step)))
+                yield None, list(warps), *views, None
+            else:
+                yield _outputs(step, views, files)
 
 
-def _outputs(output: Any, structure_view: Image.Image, exemplar_view: Image.Image | None):
+def _outputs(output: Any, views: tuple[str | None, str | None], files: _RequestFiles) -> tuple:
     """The endpoints' five outputs: the result enlarged for display, the warps, the two structure views and
     the result at its true resolution as a PNG file (the download)."""
     result = output.images[0]
-    warps = [(level[0], f"warped exemplar {level[0].width}×{level[0].height}") for level in output.warps]
-    handle, path = tempfile.mkstemp(prefix="cocosnet-result-", suffix=".png")
-    with open(handle, "wb") as file:
-        result.save(file, format="PNG")
-    return display_copy(result), warps, structure_view, exemplar_view, path
+    warps = [(files.save(level[0], f"warp-final-{k}"), _warp_caption(level[0])) for k, level in enumerate(output.warps)]
+    download = files.save(result, f"cocosnet-result-{result.width}x{result.height}")
+    return files.save(display_copy(result), "result-display"), warps, *views, download
 
 
 def build_demo(
