@@ -49,14 +49,21 @@ VARIANTS: dict[str, tuple[torch.dtype, tuple[str, ...]]] = {
     "dec01_32": (torch.bfloat16, tuple(f"correspondence.{side}_encoder.decoder.{i}" for side in ("structure", "exemplar") for i in (0, 1))),
     "coarse32": (torch.bfloat16, tuple(f"correspondence.{side}_encoder.{part}" for side in ("structure", "exemplar")
                                        for part in ("conv_in", "stages", "decoder.0", "decoder.1"))),
+    "tp32": (torch.bfloat16, ("correspondence.theta", "correspondence.phi")),
+    "pm32": (torch.bfloat16, ("correspondence.patchmatch",)),
+    "enc_tp32": (torch.bfloat16, ("correspondence.structure_encoder", "correspondence.exemplar_encoder",
+                                  "correspondence.theta", "correspondence.phi")),
+    "dec_tp32": (torch.bfloat16, ("correspondence.structure_encoder.decoder", "correspondence.exemplar_encoder.decoder",
+                                  "correspondence.theta", "correspondence.phi")),
     "lastdec32": (torch.bfloat16, ("correspondence.structure_encoder.decoder.3", "correspondence.exemplar_encoder.decoder.3")),
     "last2dec32": (torch.bfloat16, ("correspondence.structure_encoder.decoder.2", "correspondence.exemplar_encoder.decoder.2",
                                     "correspondence.structure_encoder.decoder.3", "correspondence.exemplar_encoder.decoder.3")),
 }
 
 
-def scenes() -> tuple[list, list, list]:
-    pairs = [(make_scene(seed, (128, 128))[0], *make_scene(seed + 1, (128, 128))[::-1]) for seed in SEEDS]
+def scenes(seeds: tuple[int, ...] = SEEDS) -> tuple[list, list, list]:
+    """Structures of ``seeds``, each with the next seed's scene as exemplar (image and mask), at 128²."""
+    pairs = [(make_scene(seed, (128, 128))[0], *make_scene(seed + 1, (128, 128))[::-1]) for seed in seeds]
     masks, exemplars, exemplar_masks = (list(x) for x in zip(*pairs))
     return masks, exemplars, exemplar_masks
 
@@ -124,7 +131,7 @@ def stages(
         for model in (corr, trans):
             model.to(memory_format=torch.channels_last)
     features = corr.encode(label, exemplar, exemplar_label)
-    warps, _ = corr.match(features, exemplar, None)
+    warps, indices = corr.match(features, exemplar, None)
     image = trans(label, warps)
     given = trans(label, [w.to(dtype) for w in exact_warps]) if exact_warps is not None else image
     unit = lambda x: (x.double() / 2 + 0.5).clamp(0, 1)  # noqa: E731  (as the image processor)
@@ -134,6 +141,7 @@ def stages(
         "theta": [t.double() for t in features.theta],
         "phi": [p.double() for p in features.phi],
         "warps": [w.double() for w in warps],
+        "indices": [i[:, :1] for i in indices],  # the first candidate per pixel
         "translator": unit(given),
         "image": unit(image),
     }
@@ -146,9 +154,11 @@ def per_scene(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="+", default=["float32", "bf16", "enc32", "corr32", "trans32"], choices=sorted(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="structure seeds (default: the test's)")
+    parser.add_argument("--brief", action="store_true", help="only the images' distances and ratios")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    masks, exemplars, exemplar_masks = scenes()
+    masks, exemplars, exemplar_masks = scenes(tuple(args.seeds))
     exact_pipe = load(torch.float64)
     inputs = captured_inputs(exact_pipe, masks, exemplars, exemplar_masks)
     exact = stages(exact_pipe, torch.float64, inputs, None)
@@ -172,12 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     fmt = lambda xs: " ".join(f"{x:.2e}" for x in xs)  # noqa: E731
     for name, result in results.items():
         print(f"\n== {name}: {VARIANTS[name][0]}, float32 modules {VARIANTS[name][1] or '—'}")
-        for key in ("f", "g", "theta", "phi", "warps"):
+        for key in () if args.brief else ("f", "g", "theta", "phi", "warps"):
             for level, (x, y) in enumerate(zip(result[key], exact[key])):
                 print(f"  {key:6s} level {level} ({x.shape[-1]}²): {fmt(per_scene(x, y))}")
+        flips = [(i != j).double().mean(dim=(1, 2, 3)).tolist() for i, j in zip(result["indices"], exact["indices"])]
+        print("  first-candidate index ≠ float64's, per level:", " | ".join(" ".join(f"{x:.1%}" for x in f) for f in flips))
         print(f"  translator alone (float64 warps): {fmt(per_scene(result['translator'], exact['translator']))}")
         image = per_scene(result["image"], exact["image"])
-        print(f"  image: {fmt(image)}   ratio to float32: {' '.join(f'{a / b:.2f}' for a, b in zip(image, base))}")
+        ratios = torch.tensor(image) / torch.tensor(base)
+        print(f"  image: {fmt(image)}   ratio to float32: {' '.join(f'{r:.2f}' for r in ratios.tolist())}")
+        print(f"  ratio of the mean distances {sum(image) / sum(base):.2f}, median ratio {ratios.median():.2f}, max {ratios.max():.2f}")
     return 0
 
 
