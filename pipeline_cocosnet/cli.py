@@ -90,7 +90,7 @@ def _translate(args: argparse.Namespace) -> None:
     dtype = resolve_dtype(args.dtype, args.device)
     pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=dtype).to(args.device)
     if not args.quiet:  # said once the model is there: a failed load stays a one-line error
-        print(f"running in {describe_dtype(dtype, args.dtype)} on {args.device}", file=sys.stderr)
+        print(f"running in {describe_dtype(dtype, args.dtype, args.device)} on {args.device}", file=sys.stderr)
     pipe.set_progress_bar_config(disable=args.quiet)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
     output = pipe(

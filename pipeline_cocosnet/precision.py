@@ -73,12 +73,19 @@ def resolve_dtype(name: str | None, device: str | torch.device) -> torch.dtype:
     return DTYPE_NAMES[name]
 
 
-def describe_dtype(dtype: torch.dtype, requested: str | None) -> str:
-    """One line for logs: which dtype runs and why (e.g. 'bfloat16 (auto: CPU with AMX/AVX512-BF16)')."""
+def describe_dtype(dtype: torch.dtype, requested: str | None, device: str | torch.device = "cpu") -> str:
+    """One line for logs: which dtype runs and why (e.g. 'bfloat16 (auto: CPU with AMX or AVX512-BF16)').
+
+    Half precision asked for by name on a CPU without native bf16 says that it is emulated there: a 3×3
+    convolution ran 5.7× slower in bf16 than in float32 on a 2-core AVX2 EPYC (docs/cpu-speed.md).
+    """
     name = str(dtype).removeprefix("torch.")
     if requested in (None, "auto"):
         why = "CPU with AMX or AVX512-BF16" if dtype == torch.bfloat16 else "float32 unless the CPU has native bf16"
         return f"{name} (auto: {why})"
+    kind = torch.device(device).type if str(device) != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cpu" and dtype in (torch.bfloat16, torch.float16) and not cpu_has_native_bf16():
+        return f"{name} (emulated: this CPU has no AMX or AVX512-BF16, so it runs several times slower than float32)"
     return name
 
 

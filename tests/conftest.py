@@ -46,6 +46,40 @@ def parity_inputs():
     return label, exemplar, label_ref
 
 
+@pytest.fixture(scope="session")
+def published_float64_run(tmp_path_factory, parity_inputs):
+    """The one float64 run of the published fixture model at 512² (minutes on 2 cores: float64 convolutions have
+    no fast CPU kernel), shared by the parity and release tests: components converted in float64 by the convert
+    API from the release's packaging (``latest_net_Corr.pth`` with foreign zip entries, tests/release_files.py),
+    then ``pipe(...)`` with label tensors and a PIL exemplar, as users call it.
+
+    Returns ``(output, conversion_warnings)``: the pipeline output (``warps`` coarse to fine and ``images``,
+    float32 in [0, 1] computed in float64) and the warnings the conversion raised.
+    """
+    import warnings
+
+    from PIL import Image
+
+    from pipeline_cocosnet import CoCosNetPipeline
+    from pipeline_cocosnet.convert import convert_checkpoints
+
+    from .release_files import write_release_checkpoints
+
+    folder = write_release_checkpoints(tmp_path_factory.mktemp("release64") / "deepfashionHD")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        correspondence, translator = convert_checkpoints(
+            folder / "latest_net_Corr.pth", folder / "latest_net_G.pth", dtype=torch.float64
+        )
+    pipe = CoCosNetPipeline(correspondence, translator, task="pose-to-body", resolution=(512, 512))
+    pipe.set_progress_bar_config(disable=True)
+    label, _, exemplar_label = parity_inputs
+    with np.load(PARITY / "parity_inputs.npz") as data:
+        exemplar = Image.fromarray(data["exemplar"][0].transpose(1, 2, 0))
+    output = pipe(label[0], exemplar, exemplar_label[0], output_type="pt", return_warps=True)
+    return output, [str(w.message) for w in caught]
+
+
 @pytest.fixture
 def chromium() -> tuple[object, str]:
     """(playwright.sync_api, path of a Chromium executable) for the browser tests; skips without them."""

@@ -31,12 +31,10 @@ def converted(dtype):
 
 
 @pytest.fixture(scope="module")
-def float64_outputs(parity_inputs):
-    correspondence, translator = converted(torch.float64)
-    with torch.no_grad():
-        warps = correspondence(*parity_inputs).warps
-        image = translator(parity_inputs[0], warps)
-    return dict(zip(LEVELS, warps)) | {"fake_image": image}
+def float64_outputs(published_float64_run):
+    """float64 through the convert API and `pipe(...)` (tests/conftest.py): each level's warp and the image in [-1, 1]."""
+    output, _ = published_float64_run
+    return dict(zip(LEVELS, (warp.double() * 2 - 1 for warp in output.warps))) | {"fake_image": output.images.double() * 2 - 1}
 
 
 @pytest.mark.slow

@@ -29,6 +29,16 @@ def test_accelerators_default_to_float32_and_names_override(monkeypatch):
     assert resolve_dtype("bfloat16", "cuda") == torch.bfloat16
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_half_precision_by_name_says_when_the_cpu_emulates_it(monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    line = describe_dtype(torch.bfloat16, "bfloat16", "cpu")
+    assert line == "bfloat16" if native else line.startswith("bfloat16 (emulated: this CPU has no AMX or AVX512-BF16")
+    assert describe_dtype(torch.float32, "float32", "cpu") == "float32"
+    assert describe_dtype(torch.bfloat16, "bfloat16", "cuda") == "bfloat16"
+
+
 def test_unknown_dtype_names_the_accepted_values():
     with pytest.raises(ValueError, match="dtype must be auto, float32, float16, bfloat16; got 'half'"):
         resolve_dtype("half", "cpu")

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     examples = default_examples_dir() if examples == "auto" else Path(examples)
     store = PipelineStore(config, device=device, dtype=dtype)
     demo = build_demo(store=store, examples_dir=examples)
-    print(f"  precision      {describe_dtype(dtype, dtype_name)}", file=sys.stderr)
+    print(f"  precision      {describe_dtype(dtype, dtype_name, device)}", file=sys.stderr)
     for task in TASKS:
         print(f"  {task:14s} {config.sources.get(task, '(no weights configured)')}", file=sys.stderr)
     demo.queue(default_concurrency_limit=concurrency, max_size=args.queue_size)
