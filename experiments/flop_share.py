@@ -45,7 +45,7 @@ def count(size: int, device: str) -> tuple[dict[str, int], int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="meta", help="meta (default: shapes only) or a real device")
     parser.add_argument("--modules", nargs="*", default=[])
     args = parser.parse_args(argv)
     counts, total = count(args.size, args.device)
