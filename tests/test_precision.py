@@ -48,8 +48,9 @@ def test_bf16_error_stays_within_3x_of_float32s():
     """bf16 outputs of the demo model are at most 3× as far from float64 as float32's, on every scene.
 
     A regression guard, not issue 14's goal (1.6×, not reached; docs/cpu-speed.md, "Quality").
-    Measured bf16 / float32: 2.58×, 1.43×, 2.32× on a 2-core AMD EPYC with AVX2 only (bf16
-    emulated) and 1.76×, 1.51×, 2.26× on an AVX-512 Xeon; before θ/φ were projected in float32,
+    Measured bf16 / float32 with the demo weights retrained at 128²: 1.38×, 1.55×, 1.94× (2-core AMD
+    EPYC, AVX2 only, bf16 emulated); with the 64²-trained weights 2.58×, 1.43×, 2.32× there and
+    1.76×, 1.51×, 2.26× on an AVX-512 Xeon; before θ/φ were projected in float32,
     2.3–2.8×. The distance to float64 is chaotic (PatchMatch's discrete choices): a float32 model
     given the bf16-rounded inputs is already 1.69×, 1.46×, 1.31× away (experiments/bf16_stages.py).
 
