@@ -55,10 +55,16 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def _device_kind(device: str | torch.device) -> str:
+    """``"cpu"``, ``"cuda"``, …; ``"auto"`` is CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device).type
+
+
 def default_dtype(device: str | torch.device) -> torch.dtype:
     """bf16 on a CPU with native bf16 (AMX or AVX512-BF16), float32 on other CPUs and on accelerators."""
-    kind = torch.device(device).type if str(device) != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.bfloat16 if kind == "cpu" and cpu_has_native_bf16() else torch.float32
+    return torch.bfloat16 if _device_kind(device) == "cpu" and cpu_has_native_bf16() else torch.float32
 
 
 def resolve_dtype(name: str | None, device: str | torch.device) -> torch.dtype:
@@ -83,8 +89,7 @@ def describe_dtype(dtype: torch.dtype, requested: str | None, device: str | torc
     if requested in (None, "auto"):
         why = "CPU with AMX or AVX512-BF16" if dtype == torch.bfloat16 else "float32 unless the CPU has native bf16"
         return f"{name} (auto: {why})"
-    kind = torch.device(device).type if str(device) != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cpu" and dtype in (torch.bfloat16, torch.float16) and not cpu_has_native_bf16():
+    if _device_kind(device) == "cpu" and dtype in (torch.bfloat16, torch.float16) and not cpu_has_native_bf16():
         return f"{name} (emulated: this CPU has no AMX or AVX512-BF16, so it runs several times slower than float32)"
     return name
 
