@@ -15,6 +15,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PARITY = FIXTURES / "parity"
 
 
+def rounding_bound(dtype: torch.dtype, terms: int, magnitude: float = 1.0, ulps: float = 4.0) -> float:
+    """A bound on the rounding difference between two orderings of one computation.
+
+    Two ways of summing ``terms`` products, each at most ``magnitude`` in absolute value, differ by
+    at most about ``terms · magnitude · eps`` (each partial sum rounds once, by at most eps/2 of its
+    size); ``ulps`` is the safety factor. The bound scales with the dtype, the size of the values and
+    the number of terms summed, so it holds on every CPU's kernels (AVX2, AVX-512 and AMX hosts order
+    their sums differently), where a fixed 1e-14 does not. A real bug moves results by far more.
+    """
+    return ulps * terms * magnitude * torch.finfo(dtype).eps
+
+
 def tiny_models(label_channels: int = 3, seed: int = 0, dtype=torch.float32):
     """A small random correspondence + translator pair (nef 8, ngf 8)."""
     torch.manual_seed(seed)
