@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pipeline_cocosnet.reference.naive import full_attention, naive_copy, per_candidate_scores, plain_layers
 from pipeline_cocosnet.models.attention import dense_correspondence
 from pipeline_cocosnet.models.layers import instance_norm, normalize_channels
-from pipeline_cocosnet.models import patchmatch
+from pipeline_cocosnet.models import fused_search, patchmatch
 from pipeline_cocosnet.models.matching import (
     candidate_scores_gathered,
     candidate_scores_sampled,
@@ -98,11 +98,66 @@ def test_search_reusing_the_own_scores_equals_scoring_all_candidates(horizontal_
     theta, phi = features(2, seed=8), features(2, seed=9)
     offsets = torch.randint(-6, 7, (2, H, W, 2, 16), generator=torch.Generator().manual_seed(10)).double()
     offsets += torch.rand(offsets.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    monkeypatch.setattr(fused_search, "available", lambda *args: False)  # the tensor path's own shortcut
     reused = module.search(theta, phi, offsets, horizontal_first)
     monkeypatch.setattr(patchmatch, "exact_index_arithmetic", lambda *args: False)  # the literal float path
     literal = module.search(theta, phi, offsets, horizontal_first)
     assert torch.equal(reused[0], literal[0])
     torch.testing.assert_close(reused[1], literal[1], atol=rounding_bound(torch.float64, C, magnitude=1 / TAU), rtol=0)
+
+
+def tensor_path_search(module: PatchMatch, *args) -> tuple[torch.Tensor, torch.Tensor]:
+    """``PatchMatch.search`` as tensor operations (what runs on other devices), the fused step switched off."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fused_search, "available", lambda *a: False)
+        return module.search(*args)
+
+
+def search_inputs(dtype: torch.dtype, batch: int = 2, size: tuple[int, int] = (H, W), seed: int = 8):
+    """θ, φ and fractional offsets reaching past every border (clamped candidates, repeated indices)."""
+    theta, phi = (features(batch, seed=seed + i, size=size).to(dtype) for i in range(2))
+    g = torch.Generator().manual_seed(seed + 2)
+    offsets = torch.randint(-6, 7, (batch, *size, 2, 16), generator=g).to(dtype)
+    offsets += torch.rand(offsets.shape, generator=g, dtype=dtype)
+    offsets[0, :, :, :, :4] = 0  # the own position: candidates repeat, scores tie exactly
+    return theta, phi, offsets
+
+
+@pytest.mark.skipif(fused_search.numba is None, reason="numba not installed")
+@pytest.mark.parametrize("horizontal_first", [True, False])
+@pytest.mark.parametrize("size", [(H, W), (W, H), (1, 7)], ids=["wide", "tall", "one-row"])
+def test_fused_search_step_equals_the_tensor_operations(horizontal_first, size):
+    # the plain equations (fused_search's docstring) as tensor ops vs one pass per pixel: float64, exactly
+    module = PatchMatch(feature_channels=C).double()
+    theta, phi, offsets = search_inputs(torch.float64, size=size)
+    assert fused_search.available(theta, offsets)
+    fused = module.search(theta, phi, offsets, horizontal_first)
+    plain = tensor_path_search(module, theta, phi, offsets, horizontal_first)
+    assert torch.equal(fused[0], plain[0])  # the same candidates kept, in the same order
+    torch.testing.assert_close(fused[1], plain[1], atol=rounding_bound(torch.float64, C, magnitude=1 / TAU), rtol=0)
+
+
+@pytest.mark.skipif(fused_search.numba is None, reason="numba not installed")
+def test_fused_search_step_in_float32_differs_only_where_scores_tie_within_rounding():
+    module = PatchMatch(feature_channels=C)
+    theta, phi, offsets = search_inputs(torch.float32, size=(48, 64))
+    fused = module.search(theta, phi, offsets, True)
+    plain = tensor_path_search(module, theta, phi, offsets, True)
+    assert (fused[0] != plain[0]).any(dim=(-1, -2)).float().mean() < 0.01  # a pixel's ranking may flip on a near-tie
+    same = (fused[0] == plain[0]).all(dim=-2).all(dim=-1)
+    torch.testing.assert_close(fused[1][same], plain[1][same], atol=rounding_bound(torch.float32, C, magnitude=1 / TAU), rtol=0)
+
+
+@pytest.mark.skipif(fused_search.numba is None, reason="numba not installed")
+def test_fused_keep_best_ranks_by_score_and_breaks_ties_by_position():
+    g = torch.Generator().manual_seed(12)
+    scores = torch.randint(0, 6, (500, 48), generator=g).double() / 5  # many exact ties
+    kept = torch.empty(500, 16, dtype=torch.int64)
+    rank, ties = torch.empty(48, dtype=torch.int32).numpy(), torch.empty(48, dtype=torch.int32).numpy()
+    for row, out in zip(scores.numpy(), kept.numpy()):
+        fused_search._keep_best(row, rank, ties, out)
+    expected = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :16]
+    assert torch.equal(kept, expected)
 
 
 @pytest.mark.parametrize("chunk_elements", [H * W * 2, 3 * H * W * 2 + 5, 1 << 24])

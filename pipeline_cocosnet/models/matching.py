@@ -145,7 +145,8 @@ def match_scores(
         rows = rows + torch.arange(b, device=rows.device).view(b, 1) * n
     rows = rows.view(b * n, k)
     differentiable = torch.is_grad_enabled() and (theta.requires_grad or phi.requires_grad)
-    if theta.device.type == "cpu" and not differentiable:
+    # sampled_addmm refuses a pattern with more entries per row than columns (K ≥ h·w: a few pixels)
+    if theta.device.type == "cpu" and not differentiable and k < n:
         scores = candidate_scores_sampled(query, table, rows, chunk_elements)
     else:
         scores = candidate_scores_gathered(query, table, rows, chunk_elements, differentiable)

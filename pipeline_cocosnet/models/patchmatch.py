@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fused_search
 from .layers import InstanceNorm, resize_nearest
 from .matching import (
     exact_index_arithmetic,
@@ -122,9 +123,16 @@ class PatchMatch(nn.Module):
         return match_scores(theta, phi, index)
 
     def keep_best(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Softmax over each pixel's candidates; the K highest probabilities (descending) and their positions."""
+        """Softmax over each pixel's candidates; the K best candidates' probabilities (descending) and positions.
+
+        The K are ranked by score, which is the ranking by probability wherever the probabilities
+        are distinct: at τ = 0.01 a float32 softmax rounds every candidate more than ~1.04 below
+        the best to exactly 0, and ranking those zeros would pick among them arbitrarily (float64,
+        where nothing underflows, ranks the same either way).
+        """
         probs = F.softmax(scores / self.temperature, dim=-1, dtype=scores.dtype)
-        return probs.topk(self.num_candidates, dim=-1)
+        best = scores.topk(self.num_candidates, dim=-1).indices
+        return probs.gather(-1, best), best
 
     @torch.no_grad()
     def search(
@@ -134,7 +142,13 @@ class PatchMatch(nn.Module):
 
         offsets: B×h×w×2×K (fractional after a GRU update). Returns the kept integer offsets
         B×h×w×2×K and their probabilities B×h×w×K (softmax over the 3K, descending).
+
+        On the CPU (float32/float64) the step runs fused per pixel (``fused_search``: the same
+        equations, one pass over memory per half-step); the tensor operations below are the
+        plain form, used on other devices and checked against it by ``tests/test_fast_paths.py``.
         """
+        if fused_search.available(theta, offsets) and exact_index_arithmetic(*offsets.shape[1:3], offsets.dtype):
+            return fused_search.fused_search(theta, phi, offsets, horizontal_first, self.temperature)
         first, second = (HORIZONTAL, VERTICAL) if horizontal_first else (VERTICAL, HORIZONTAL)
         index = offsets_to_indices(propagate(offsets, first))
         scores = self.score(theta, phi, index)
@@ -161,6 +175,7 @@ class PatchMatch(nn.Module):
         exemplar: torch.Tensor,
         offsets: torch.Tensor,
         generator: Generators = None,
+        iterations: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Match θ (B×C×h×w) against φ, starting from ``offsets`` (B×h×w×2×K).
 
@@ -168,10 +183,13 @@ class PatchMatch(nn.Module):
         K indices per pixel (B×h×w×K, candidate order kept). Without ``generator``
         every step propagates horizontally first; with one, the order is drawn per step
         (see :func:`propagation_orders`; a list gives each batch item its own).
+        ``iterations``: search + GRU steps (default: the model's own, 5 in CoCosNet v2);
+        fewer is faster and coarser.
         """
-        theta, phi = matching_dtype(theta), matching_dtype(phi)
+        # matching features pixel-major (channels-last) once per level: the search steps read them as tables
+        theta, phi = (matching_dtype(x).contiguous(memory_format=torch.channels_last) for x in (theta, phi))
         offsets = offsets.to(theta.dtype)
-        orders = propagation_orders(generator, self.iterations, theta.shape[0])
+        orders = propagation_orders(generator, self.iterations if iterations is None else iterations, theta.shape[0])
         # published mode: the GRU's offsets only reach the loss through integer indices, so no
         # gradient can flow back through it; record no autograd graph for it (training memory)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.learn_gru):
