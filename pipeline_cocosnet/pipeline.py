@@ -324,13 +324,14 @@ class CoCosNetPipeline(DiffusionPipeline):
         output_type: str = "pil",
         callback_on_level_end: LevelCallback | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        patchmatch_iterations: int | None = None,
     ) -> None:
         """Check the arguments of :meth:`__call__` before any work; raises ``ValueError`` naming the problem.
 
         Only checks (inputs are read and encoded later, where their own errors name them): the
         required inputs, batch lengths (one exemplar for all structures or one each; likewise
         exemplar structures; one generator or one per structure), whether the exemplar's structure
-        can be extracted when it is omitted, the output type and the callback.
+        can be extracted when it is omitted, the output type, the callback and the iteration count.
         """
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
@@ -355,6 +356,10 @@ class CoCosNetPipeline(DiffusionPipeline):
             )
         if isinstance(generator, (list, tuple)) and len(generator) != len(structures):
             raise ValueError(f"got {len(generator)} generators for a batch of {len(structures)} (give one, or one per item)")
+        if patchmatch_iterations is not None and (
+            isinstance(patchmatch_iterations, bool) or not isinstance(patchmatch_iterations, int) or patchmatch_iterations < 1
+        ):
+            raise ValueError(f"patchmatch_iterations must be a whole number ≥ 1, got {patchmatch_iterations!r}")
         if callback_on_level_end is not None and not callable(callback_on_level_end):
             raise ValueError(
                 f"callback_on_level_end must be callable as (pipe, level, warp), got {type(callback_on_level_end).__name__}"
@@ -493,6 +498,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         return_warps: bool = False,
         match_input_size: bool = False,
         callback_on_level_end: LevelCallback | None = None,
+        patchmatch_iterations: int | None = None,
     ) -> CoCosNetPipelineOutput | tuple:
         """Synthesise images with ``structure``'s layout and ``exemplar``'s appearance.
 
@@ -521,6 +527,9 @@ class CoCosNetPipeline(DiffusionPipeline):
                 with that level's warped exemplar (B×3×h×w in [-1, 1], on the device) — the
                 hierarchical analogue of diffusers' ``callback_on_step_end``, e.g. to show the
                 warps as they finish. Its return value is ignored.
+            patchmatch_iterations: PatchMatch search + ConvGRU steps per level (default: the
+                model's own, 5 for CoCosNet v2): the speed/quality dial, like diffusers'
+                ``num_inference_steps``. Fewer is faster; README "Performance" has the table.
 
         Examples:
 
@@ -531,7 +540,9 @@ class CoCosNetPipeline(DiffusionPipeline):
             or, with ``match_input_size``, at each structure's size; ``warps`` the warped exemplar per
             level, coarsest first, in the same output type, or ``None``.
         """
-        self.check_inputs(structure, exemplar, exemplar_structure, output_type, callback_on_level_end, generator)
+        self.check_inputs(
+            structure, exemplar, exemplar_structure, output_type, callback_on_level_end, generator, patchmatch_iterations
+        )
         structures, exemplars, exemplar_structures = self._batch_inputs(structure, exemplar, exemplar_structure)
         size = self._working_size(height, width, structures)
         encoder = self.structure_encoder
@@ -567,7 +578,9 @@ class CoCosNetPipeline(DiffusionPipeline):
 
             features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
             progress.update()
-            warps, _ = self.correspondence.match(features, exemplar_batch, generator, callback=level_end)
+            warps, _ = self.correspondence.match(
+                features, exemplar_batch, generator, callback=level_end, iterations=patchmatch_iterations
+            )
             del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
             images = self.translator(label, warps)
             progress.update()

@@ -76,6 +76,17 @@ def test_warps_per_level_on_request(pipe, inputs):
     assert [tuple(w.shape) for w in out.warps] == [(2, 3, 8, 8), (2, 3, 16, 16), (2, 3, 32, 32), (2, 3, 64, 64)]
 
 
+def test_patchmatch_iterations_is_the_speed_quality_dial(pipe, inputs):
+    # the model's own count by default; fewer steps give a different (coarser) finest warp
+    default = call(pipe, inputs, output_type="pt", return_warps=True)
+    five = call(pipe, inputs, output_type="pt", return_warps=True, patchmatch_iterations=5)
+    one = call(pipe, inputs, output_type="pt", return_warps=True, patchmatch_iterations=1)
+    assert pipe.correspondence.config.iterations == 5
+    assert torch.equal(default.images, five.images)
+    assert torch.equal(one.warps[0], default.warps[0])  # the dense level has no iterations
+    assert not torch.equal(one.warps[-1], default.warps[-1])
+
+
 def test_tuple_without_return_dict(pipe, inputs):
     (images,) = call(pipe, inputs, return_dict=False)
     images_and_warps = call(pipe, inputs, return_dict=False, return_warps=True)
@@ -258,6 +269,7 @@ def test_converted_checkpoint_with_pose_encoder_equals_model_level_call(tmp_path
         (lambda l, e, r: (l, list(e), None), ValueError, "exemplar_structure is required"),
         (lambda l, e, r: (l, None, r), ValueError, "exemplar is required"),
         (lambda l, e, r: (l, ["/no/such/photo.png", e[1]], r), ImageError, r"exemplar\[0\]: file not found"),
+        (lambda l, e, r: (l, list(e), r, {"patchmatch_iterations": 0}), ValueError, "patchmatch_iterations must be"),
     ],
 )
 def test_bad_inputs_get_clear_errors(pipe, inputs, make, error, message):

@@ -182,13 +182,15 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         exemplar: torch.Tensor,
         generator: Generators = None,
         callback: Callable[[int, torch.Tensor], None] | None = None,
+        iterations: int | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
 
         Indices are B×1×h×w at the dense level, then B×K×h×w (flat ``row·w + col``).
 
         ``callback(level, warp)`` is called after each level with its warp B×3×h×w (e.g. to advance a
-        progress bar, or to show the warps as they finish).
+        progress bar, or to show the warps as they finish). ``iterations``: PatchMatch steps per
+        level (default: ``config.iterations``).
         """
         warps: list[torch.Tensor] = []
         indices: list[torch.Tensor] = []  # pixel-major, B×h×w×K
@@ -200,7 +202,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
                 index = index.unsqueeze(-1)
             else:
                 offsets = initial_offsets(indices[-1][..., 0], size, self.window)
-                warp, index = self.patchmatch(theta, phi, target, offsets, generator)
+                warp, index = self.patchmatch(theta, phi, target, offsets, generator, iterations)
             warps.append(warp.to(exemplar.dtype))
             indices.append(index)
             if callback is not None:

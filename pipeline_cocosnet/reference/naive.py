@@ -86,11 +86,12 @@ class NaivePatchMatch(PatchMatch):
             offsets, probs = self.select(theta, phi, shift_candidates(offsets, dim))
         return offsets, probs
 
-    def forward(self, theta, phi, exemplar, offsets, generator=None):
+    def forward(self, theta, phi, exemplar, offsets, generator=None, iterations=None):
         theta, phi = matching_dtype(theta), matching_dtype(phi)
         offsets = offsets.permute(0, 3, 4, 1, 2).to(theta.dtype)  # the model's seeds → B×2×K×h×w
         hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
-        for horizontal_first in propagation_orders(generator, self.iterations, theta.shape[0]):
+        iterations = self.iterations if iterations is None else iterations
+        for horizontal_first in propagation_orders(generator, iterations, theta.shape[0]):
             with torch.no_grad():
                 offsets, probs = by_propagation_order(self.propagate_and_select, horizontal_first, theta, phi, offsets)
             hidden, delta = self.update(hidden, probs.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
