@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from pipeline_cocosnet.reference.naive import full_attention, naive_copy, per_candidate_scores, plain_layers
 from pipeline_cocosnet.models.attention import dense_correspondence
-from pipeline_cocosnet.models.layers import instance_norm, normalize_channels
+from pipeline_cocosnet.models.layers import ACTIVATIONS, conv2d_activation, instance_norm, normalize_channels
 from pipeline_cocosnet.models import fused_search, patchmatch
 from pipeline_cocosnet.models.matching import (
     candidate_scores_gathered,
@@ -193,6 +193,40 @@ def test_fused_gru_equals_the_plain_gate_equations(grad):
     with torch.set_grad_enabled(grad):  # in place at inference, rebuilt under autograd
         # one 1×5 / 5×1 convolution of the 20 input channels per gate, |h|, |x| ≲ 5, weights ≲ 1
         bound = rounding_bound(torch.float64, 5 * 20, magnitude=max(h.abs().max(), x.abs().max()).item())
+        torch.testing.assert_close(gru(h, x), plain(h, x), atol=bound, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("channels_last", [True, False], ids=["NHWC", "NCHW"])
+def test_convolution_with_its_activation_fused_equals_the_two_ops(activation, dtype, channels_last):
+    # CPU inference: one oneDNN convolution with the activation as a post-op (on the float32 accumulator)
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(2, 12, H, W, generator=g)
+    weight, bias = torch.randn(8, 12, 3, 5, generator=g) / 6, torch.randn(8, generator=g)
+    expected = ACTIVATIONS[activation](F.conv2d(x.double(), weight.double(), bias.double(), padding=(1, 2)))
+    x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = conv2d_activation(x, weight, bias, (1, 2), activation)
+    assert out.dtype == dtype and out.shape == expected.shape
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    # 180 products of |x|·|w| ≲ 4·1 each; bf16 rounds the inputs and the output (2⁻⁸ of |y|, |y| ≲ 20 before σ/tanh)
+    bound = rounding_bound(torch.float32, 180, magnitude=4.0) if dtype == torch.float32 else 20 * 2**-7
+    torch.testing.assert_close(out.double(), expected, atol=bound, rtol=0)
+    two_ops = ACTIVATIONS[activation](F.conv2d(x, weight, bias, padding=(1, 2)))  # what runs elsewhere
+    torch.testing.assert_close(out.double(), two_ops.double(), atol=2 * bound, rtol=0)
+
+
+def test_fused_gru_equals_the_plain_gate_equations_in_float32_inference():
+    # float32 on CPU takes the oneDNN post-op path (float64 above takes the plain ops)
+    gru = SepConvGRU(8, 12)
+    plain = plain_layers(copy.deepcopy(gru))
+    g = torch.Generator().manual_seed(6)
+    h, x = torch.randn(1, 8, H, W, generator=g), torch.randn(1, 12, H, W, generator=g)
+    with torch.no_grad():
+        bound = rounding_bound(torch.float32, 5 * 20, magnitude=max(h.abs().max(), x.abs().max()).item())
         torch.testing.assert_close(gru(h, x), plain(h, x), atol=bound, rtol=0)
 
 

@@ -24,6 +24,7 @@ seconds) and caches them on disk next to this file (``__pycache__``) when that i
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import torch
@@ -32,6 +33,11 @@ try:  # an optional speed-up: without Numba the tensor path runs
     import numba
 except ImportError:  # pragma: no cover - numba is a dependency; kept importable without it
     numba = None
+
+
+#: one parallel launch at a time: each already uses every core, and Numba's fallback thread pool
+#: ("workqueue", where neither TBB nor OpenMP is found) aborts on launches from two threads at once
+_LAUNCH = threading.Lock()
 
 
 def available(theta: torch.Tensor, offsets: torch.Tensor) -> bool:
@@ -232,14 +238,15 @@ def fused_search(
     out_offsets = torch.empty(b, h, w, 2, k, dtype=dtype)
     out_probs = torch.empty(b, h, w, k, dtype=dtype)
     source = offsets.detach().reshape(b * h * w, 2, k).contiguous().numpy()
-    _first_half(query, table, source, not horizontal_first, h, w, rows, cols, index, kept_scores)
     tau = query.dtype.type(temperature)
     # below this exponent exp() rounds to exactly 0 in the dtype (half the smallest subnormal)
     underflow = query.dtype.type(np.log(np.finfo(query.dtype).smallest_subnormal) - 1)
-    _second_half(
-        query, table, index, kept_scores, horizontal_first, h, w, tau, underflow,
-        out_offsets.view(b * h * w, 2, k).numpy(), out_probs.view(b * h * w, k).numpy(),
-    )
+    with _LAUNCH:
+        _first_half(query, table, source, not horizontal_first, h, w, rows, cols, index, kept_scores)
+        _second_half(
+            query, table, index, kept_scores, horizontal_first, h, w, tau, underflow,
+            out_offsets.view(b * h * w, 2, k).numpy(), out_probs.view(b * h * w, k).numpy(),
+        )
     return out_offsets, out_probs
 
 

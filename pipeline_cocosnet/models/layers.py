@@ -25,7 +25,50 @@ __all__ = [
     "normalize_channels",
     "resize_nearest",
     "upsample_bilinear",
+    "conv2d_activation",
 ]
+
+#: activation(x) for the names oneDNN takes as a convolution post-op
+ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+def _fused_activation_supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """CPU inference in float32/bf16 with oneDNN and its pointwise-fused convolution available."""
+    return (
+        x.device.type == "cpu"
+        and x.dim() == 4
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and weight.dtype == x.dtype
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    )
+
+
+def conv2d_activation(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int], activation: str
+) -> torch.Tensor:
+    """``activation(F.conv2d(x, weight, bias, padding=padding))``, activation ∈ relu / sigmoid / tanh.
+
+    x: B×Cin×h×w; returns B×Cout×h×w in x's dtype and memory format. On CPU inference in float32
+    and bf16 this is one oneDNN convolution with the activation applied as a post-op (on the
+    float32 accumulator, before rounding: no second pass over the output, and ATen's bf16
+    activations are slow — tanh 10× float32's time). Elsewhere (float64, fp16, CUDA, autograd)
+    the two plain ops. ``tests/test_fast_paths.py`` checks both agree.
+    """
+    if _fused_activation_supported(x, weight):
+        padding = list(padding)
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, [1, 1], [1, 1], 1, activation, [], "")
+    return ACTIVATIONS[activation](F.conv2d(x, weight, bias, padding=padding))
+
+
+def conv_activation(conv: nn.Conv2d, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """``activation(conv(x))`` for a stride-1 ``nn.Conv2d`` (reflect padding applied first), via :func:`conv2d_activation`."""
+    padding = conv.padding
+    if conv.padding_mode != "zeros":
+        x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
+        padding = (0, 0)
+    return conv2d_activation(x, conv.weight, conv.bias, padding, activation)
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -151,7 +194,7 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, channels, 3, padding=1, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        actv = F.relu(self.mlp_shared(resize_nearest(cond, x.shape[-2:])), inplace=True)
+        actv = conv_activation(self.mlp_shared, resize_nearest(cond, x.shape[-2:]), "relu")
         gain, beta = self.modulation(actv)
         normalized, scale = channel_layer_norm(x)
         return torch.addcmul(beta, normalized, gain, value=scale)  # β + positional_norm(x)·(1 + γ)

@@ -8,11 +8,10 @@ single offset field "flow").
 
 from __future__ import annotations
 
-import functools
-
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .layers import conv2d_activation, conv_activation
 
 
 class MotionEncoder(nn.Module):
@@ -31,10 +30,9 @@ class MotionEncoder(nn.Module):
 
     def forward(self, probs: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """probs: B×K×h×w candidate probabilities, offsets: B×2K×h×w → B×out×h×w."""
-        relu = functools.partial(F.relu, inplace=True)  # on fresh conv outputs: saves a copy each
-        c = relu(self.convc2(relu(self.convc1(probs))))
-        f = relu(self.convf2(relu(self.convf1(offsets))))
-        return relu(self.conv(torch.cat([c, f], dim=1)))
+        c = conv_activation(self.convc2, conv_activation(self.convc1, probs, "relu"), "relu")
+        f = conv_activation(self.convf2, conv_activation(self.convf1, offsets, "relu"), "relu")
+        return conv_activation(self.conv, torch.cat([c, f], dim=1), "relu")
 
 
 class SepConvGRU(nn.Module):
@@ -47,9 +45,10 @@ class SepConvGRU(nn.Module):
         h = (1 − z)·h + z·q
 
     Fused for speed: z and r come from one convolution with the two weights stacked
-    (:meth:`gates`), [h, x] is built once and its hidden part overwritten in place at
-    inference, and the update is ``torch.lerp(h, q, z)``. ``tests/test_fast_paths.py``
-    checks the fused forward against the plain equations, with and without autograd.
+    (:meth:`gates`), σ and tanh are the convolutions' post-ops (``conv2d_activation``), [h, x]
+    is built once and its hidden part overwritten in place at inference, and the update is
+    ``torch.lerp(h, q, z)``. ``tests/test_fast_paths.py`` checks the fused forward against the
+    plain equations, with and without autograd.
     """
 
     def __init__(self, hidden_channels: int = 32, input_channels: int = 64):
@@ -63,7 +62,7 @@ class SepConvGRU(nn.Module):
         """z = σ(conv_z([h, x])), r = σ(conv_r([h, x])): one convolution, as both read the same input."""
         convz, convr = getattr(self, f"convz{axis}"), getattr(self, f"convr{axis}")
         weight, bias = torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias])
-        return F.conv2d(hx, weight, bias, padding=convz.padding).sigmoid_().chunk(2, dim=1)
+        return conv2d_activation(hx, weight, bias, convz.padding, "sigmoid").chunk(2, dim=1)
 
     def forward(self, h: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
         """h: B×hidden×h×w and the input x (its parts, concatenated: B×input×h×w) → the new hidden state.
@@ -78,7 +77,7 @@ class SepConvGRU(nn.Module):
         for axis in "12":
             z, r = self.gates(hx, axis)
             hx = _with_hidden(hx, r * h, x, inplace)
-            q = getattr(self, f"convq{axis}")(hx).tanh_()
+            q = conv_activation(getattr(self, f"convq{axis}"), hx, "tanh")
             h = torch.lerp(h, q, z)  # (1 − z)·h + z·q
             if axis == "1":
                 hx = _with_hidden(hx, h, x, inplace)
@@ -102,7 +101,7 @@ class OffsetHead(nn.Module):
         self.conv2 = nn.Conv2d(64, out_channels, 3, padding=1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.relu(self.conv1(h), inplace=True))
+        return self.conv2(conv_activation(self.conv1, h, "relu"))
 
 
 class UpdateBlock(nn.Module):
