@@ -14,6 +14,7 @@ the level's resolution, against two baselines computed the same way:
     python benchmarks/correspondence_quality.py                     # the embedded demo model
     python benchmarks/correspondence_quality.py --model runs/demo-scenes/pipeline --count 64 --json q.json
     python benchmarks/correspondence_quality.py --dtypes float32 bfloat16   # both, and their warp L1 ratio
+    python benchmarks/correspondence_quality.py --iterations 5 4 3 2 1      # the speed/quality dial
 
 The PatchMatch propagation order is the fixed one (no generator), so runs are deterministic.
 """
@@ -55,7 +56,9 @@ def _pooled(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(pipe: CoCosNetPipeline, count: int, size: int, seed: int, batch: int = 4, **transform) -> dict:
+def evaluate(
+    pipe: CoCosNetPipeline, count: int, size: int, seed: int, batch: int = 4, iterations: int | None = None, **transform
+) -> dict:
     corr = pipe.correspondence
     device, dtype = pipe.device, corr.dtype
     names = ("warp", "no warp", "class mean")
@@ -67,7 +70,7 @@ def evaluate(pipe: CoCosNetPipeline, count: int, size: int, seed: int, batch: in
         stack = {k: torch.stack([p[k] for p in pairs]) for k in pairs[0]}
         label, exemplar, exemplar_label = (stack[k].to(device, dtype) for k in ("label", "exemplar", "exemplar_label"))
         features = corr.encode(label, exemplar, exemplar_label)
-        warps, _ = corr.match(features, exemplar, None)
+        warps, _ = corr.match(features, exemplar, None, iterations=iterations)
         painted = torch.stack(
             [class_mean_painting(p["exemplar"], p["exemplar_mask"], p["mask"]) for p in pairs]
         )
@@ -88,6 +91,7 @@ def evaluate(pipe: CoCosNetPipeline, count: int, size: int, seed: int, batch: in
         "size": size,
         "seed": seed,
         "transform": transform,
+        "iterations": iterations or corr.config.iterations,
         "seconds": time.perf_counter() - start,
     }
 
@@ -120,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=["float64", "float32", "bfloat16", "float16"],
                         help="weights dtypes to evaluate (default float32); the first is the base of the ratios")
+    parser.add_argument("--iterations", type=int, nargs="+", default=[None],
+                        help="PatchMatch iterations per level (pipe(..., patchmatch_iterations=N)); several: one table each")
     parser.add_argument("--json", default=None, help="also write the result(s) to this file")
     args = parser.parse_args(argv)
     if args.threads:
@@ -133,17 +139,18 @@ def main(argv: list[str] | None = None) -> int:
         if pipe.channels_last and name != "float64":  # as pipe(...) runs them
             pipe.correspondence.to(memory_format=torch.channels_last)
         size = args.size or int(pipe.config.resolution[0])
-        result = evaluate(
-            pipe, args.count, size, args.seed, args.batch,
-            rotation=args.rotation, scale=args.scale, translation=args.translation, color=args.color,
-        )
-        result.update(model=args.model, origin=pipe.config.origin, dtype=name)
-        results.append(result)
-        print(f"{name}:\n{format_table(result)}\n")
+        for iterations in args.iterations:
+            result = evaluate(
+                pipe, args.count, size, args.seed, args.batch, iterations,
+                rotation=args.rotation, scale=args.scale, translation=args.translation, color=args.color,
+            )
+            result.update(model=args.model, origin=pipe.config.origin, dtype=name)
+            results.append(result)
+            print(f"{name}, {result['iterations']} PatchMatch iterations ({result['seconds']:.1f} s):\n{format_table(result)}\n")
     for other in results[1:]:
         base = results[0]
         ratios = [f"{b / a - 1:+.2%}" for a, b in zip(base["l1"]["warp"], other["l1"]["warp"])]
-        print(f"warp L1, {other['dtype']} vs {base['dtype']} per level ({', '.join(base['levels'])}): {', '.join(ratios)}")
+        print(f"warp L1, {other['dtype']} ({other['iterations']} it.) vs {base['dtype']} ({base['iterations']} it.) per level ({', '.join(base['levels'])}): {', '.join(ratios)}")
     if args.json:
         Path(args.json).write_text(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     return 0
