@@ -528,7 +528,8 @@ class CoCosNetPipeline(DiffusionPipeline):
                 hierarchical analogue of diffusers' ``callback_on_step_end``, e.g. to show the
                 warps as they finish. Its return value is ignored.
             patchmatch_iterations: PatchMatch search + ConvGRU steps per level (default: the
-                model's own, 5 for CoCosNet v2): the speed/quality dial, like diffusers'
+                model's own ``correspondence.config.iterations``: 5 for the published CoCosNet v2,
+                3 for the embedded demo model): the speed/quality dial, like diffusers'
                 ``num_inference_steps``. Fewer is faster; README "Performance" has the table.
 
         Examples:
