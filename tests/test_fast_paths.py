@@ -123,7 +123,7 @@ def search_inputs(dtype: torch.dtype, batch: int = 2, size: tuple[int, int] = (H
     return theta, phi, offsets
 
 
-@pytest.mark.skipif(fused_search.numba is None, reason="numba not installed")
+@pytest.mark.skipif(not fused_search.numba_installed(), reason="numba not installed")
 @pytest.mark.parametrize("horizontal_first", [True, False])
 @pytest.mark.parametrize("size", [(H, W), (W, H), (1, 7)], ids=["wide", "tall", "one-row"])
 def test_fused_search_step_equals_the_tensor_operations(horizontal_first, size):
@@ -137,7 +137,7 @@ def test_fused_search_step_equals_the_tensor_operations(horizontal_first, size):
     torch.testing.assert_close(fused[1], plain[1], atol=rounding_bound(torch.float64, C, magnitude=1 / TAU), rtol=0)
 
 
-@pytest.mark.skipif(fused_search.numba is None, reason="numba not installed")
+@pytest.mark.skipif(not fused_search.numba_installed(), reason="numba not installed")
 def test_fused_search_step_in_float32_differs_only_where_scores_tie_within_rounding():
     module = PatchMatch(feature_channels=C)
     theta, phi, offsets = search_inputs(torch.float32, size=(48, 64))
@@ -148,14 +148,16 @@ def test_fused_search_step_in_float32_differs_only_where_scores_tie_within_round
     torch.testing.assert_close(fused[1][same], plain[1][same], atol=rounding_bound(torch.float32, C, magnitude=1 / TAU), rtol=0)
 
 
-@pytest.mark.skipif(fused_search.numba is None, reason="numba not installed")
+@pytest.mark.skipif(not fused_search.numba_installed(), reason="numba not installed")
 def test_fused_keep_best_ranks_by_score_and_breaks_ties_by_position():
     g = torch.Generator().manual_seed(12)
     scores = torch.randint(0, 6, (500, 48), generator=g).double() / 5  # many exact ties
     kept = torch.empty(500, 16, dtype=torch.int64)
     rank, ties = torch.empty(48, dtype=torch.int32).numpy(), torch.empty(48, dtype=torch.int32).numpy()
+    from pipeline_cocosnet.models.search_kernels import keep_best
+
     for row, out in zip(scores.numpy(), kept.numpy()):
-        fused_search._keep_best(row, rank, ties, out)
+        keep_best(row, rank, ties, out)
     expected = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :16]
     assert torch.equal(kept, expected)
 

@@ -1,0 +1,179 @@
+"""The Numba kernels of the fused PatchMatch search step (see ``fused_search`` for the equations).
+
+Imported only when a fused step first runs (``fused_search._kernels``): importing Numba costs
+about half a second and ~100 MB of resident memory (its LLVM), which GPU runs, ``--help`` and
+processes that never reach a PatchMatch level need not pay. Each kernel compiles on its first call
+for its dtypes (a few seconds) and is cached on disk (``__pycache__`` beside this file when writable,
+else Numba's user cache folder).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, nogil=True)
+_jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _score(query, table, p, candidates, first, count, scores):  # pragma: no cover - compiled
+    """scores[first + t] = Σ_c query[p, c] · table[candidates[first + t], c] for t < count (any summation order)."""
+    zero = query[p, 0] - query[p, 0]
+    for t in range(first, first + count):
+        q = candidates[t]
+        total = zero
+        for c in range(query.shape[1]):  # from 0: C = 16, 32 … is then whole vectors
+            total += query[p, c] * table[q, c]
+        scores[t] = total
+
+@_jit
+def _row_of(q, width):  # pragma: no cover - compiled
+    """q // w through a float64 division (exact for any flat index below 2^52; an integer division
+    costs several times more, and this step takes 3K of them per pixel)."""
+    return int(q / width)
+
+@_jit
+def keep_best(scores, rank, ties, kept):  # pragma: no cover - compiled
+    """kept = the positions of the len(kept) largest scores, descending; equal scores: lower position first.
+
+    Branch-free ranking (candidates arrive in no useful order, so a sort mispredicts):
+    rank_t = #{u : s_u > s_t}; equal scores share a rank and take its slots in position order.
+    """
+    k, n = kept.shape[0], scores.shape[0]
+    for t in range(n):
+        rank[t] = 0
+        ties[t] = 0
+    for u in range(n):
+        value = scores[u]
+        for t in range(n):
+            rank[t] += value > scores[t]
+    for t in range(n):
+        slot = rank[t] + ties[rank[t]]
+        ties[rank[t]] += 1
+        if slot < k:
+            kept[slot] = t
+
+@_jit
+def _softmax_of_kept(scores, kept, temperature, underflow, out):  # pragma: no cover - compiled
+    """out_k = softmax(scores / τ)[kept_k], kept[0] being the largest score; in the scores' dtype.
+
+    Terms whose exponent s_t/τ − max/τ is below ``underflow`` (where exp is exactly 0 in the
+    dtype) are skipped.
+    """
+    zero = scores[0] - scores[0]
+    top = scores[kept[0]] / temperature
+    total = zero
+    for t in range(scores.shape[0]):
+        exponent = scores[t] / temperature - top
+        if exponent > underflow:
+            total += math.exp(exponent)
+    for k in range(kept.shape[0]):
+        out[k] = math.exp(scores[kept[k]] / temperature - top) / total
+
+@_jit_parallel
+def first_half(theta, phi, offsets, vertical, h, w, rows, cols, out_index, out_scores):  # pragma: no cover
+    """Propagate fractional offsets along one axis, score the 3K, keep the best K (indices + scores).
+
+    theta, phi: (B·h·w)×C pixel tables; offsets: (B·h·w)×2×K; rows, cols: 0..h−1 and 0..w in
+    the offsets' dtype (the index arithmetic stays in that dtype, as in ``offsets_to_indices``).
+    Writes out_index ((B·h·w)×K, int64: flat indices within the item) and out_scores.
+    """
+    k = offsets.shape[2]
+    zero, last_row, last_col, width = rows[0], rows[h - 1], cols[w - 1], cols[w]
+    for bi in numba.prange(offsets.shape[0] // w):
+        b, i = bi // h, bi % h
+        base = b * h * w
+        scores = np.empty(3 * k, dtype=theta.dtype)
+        index = np.empty(3 * k, dtype=np.int64)
+        kept = np.empty(k, dtype=np.int64)
+        rank = np.empty(3 * k, dtype=np.int32)
+        ties = np.empty(3 * k, dtype=np.int32)
+        row0 = rows[i]
+        for j in range(w):
+            p = base + i * w + j
+            col0 = cols[j]
+            for part in range(3):  # the previous neighbour's K, the own K, the next neighbour's K
+                si, sj = i, j
+                if part != 1:
+                    if vertical:
+                        si += part - 1
+                    else:
+                        sj += part - 1
+                if 0 <= si < h and 0 <= sj < w:
+                    source = offsets[base + si * w + sj]
+                    for t in range(k):
+                        r = min(max(row0 + source[0, t], zero), last_row)
+                        c = min(max(col0 + source[1, t], zero), last_col)
+                        index[part * k + t] = int(r * width + c)
+                else:  # a border pixel's missing neighbour: the zero offset, i.e. its own position
+                    for t in range(k):
+                        index[part * k + t] = i * w + j
+            for t in range(3 * k):
+                index[t] += base
+            _score(theta, phi, p, index, 0, 3 * k, scores)
+            keep_best(scores, rank, ties, kept)
+            for t in range(k):
+                out_index[p, t] = index[kept[t]] - base
+                out_scores[p, t] = scores[kept[t]]
+
+@_jit_parallel
+def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, underflow, out_offsets, out_probs):  # pragma: no cover
+    """Propagate the kept integer indices along the other axis, score the 2K new, keep the best K.
+
+    The previous neighbour's match q lands one exemplar step further (q + step unless on the
+    exemplar's last row/column), the next neighbour's one step back; a border pixel's missing
+    neighbour is the zero offset (its own position). Writes integer offsets ((B·h·w)×2×K) and
+    the kept candidates' probabilities ((B·h·w)×K, softmax over all 3K at τ).
+    """
+    k = index.shape[1]
+    width = float(w)
+    for bi in numba.prange(index.shape[0] // w):
+        b, i = bi // h, bi % h
+        base = b * h * w
+        scores = np.empty(3 * k, dtype=theta.dtype)
+        candidates = np.empty(3 * k, dtype=np.int64)
+        kept = np.empty(k, dtype=np.int64)
+        rank = np.empty(3 * k, dtype=np.int32)
+        ties = np.empty(3 * k, dtype=np.int32)
+        probs = np.empty(k, dtype=theta.dtype)
+        for j in range(w):
+            p = base + i * w + j
+            for t in range(k):
+                candidates[k + t] = base + index[p, t]
+                scores[k + t] = kept_scores[p, t]
+            for part in (0, 2):
+                forward = part == 0  # from the previous neighbour, moved one step further
+                si, sj = i, j
+                if vertical:
+                    si += -1 if forward else 1
+                else:
+                    sj += -1 if forward else 1
+                if 0 <= si < h and 0 <= sj < w:
+                    source = base + si * w + sj
+                    for t in range(k):
+                        q = index[source, t]
+                        row = _row_of(q, width)
+                        if vertical:
+                            coordinate, last, step = row, h - 1, w
+                        else:
+                            coordinate, last, step = q - row * w, w - 1, 1
+                        if forward and coordinate < last:
+                            q += step
+                        elif not forward and coordinate > 0:
+                            q -= step
+                        candidates[part * k + t] = base + q
+                else:
+                    for t in range(k):
+                        candidates[part * k + t] = p
+            _score(theta, phi, p, candidates, 0, k, scores)
+            _score(theta, phi, p, candidates, 2 * k, k, scores)
+            keep_best(scores, rank, ties, kept)
+            _softmax_of_kept(scores, kept, temperature, underflow, probs)
+            for t in range(k):
+                q = candidates[kept[t]] - base
+                row = _row_of(q, width)
+                out_offsets[p, 0, t] = row - i
+                out_offsets[p, 1, t] = q - row * w - j
+                out_probs[p, t] = probs[t]
