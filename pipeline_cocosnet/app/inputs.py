@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..processing.errors import StructureError
 from ..processing.formats.ade20k import (
@@ -133,7 +133,8 @@ def index_mask_preview(image: Image.Image | np.ndarray, *, rgb: bool = False) ->
 
 
 def read_image(payload: Any, what: str, *, required: bool = True, photo: bool = True) -> Image.Image | None:
-    """Open an uploaded image; ``photo`` applies the EXIF orientation and converts to RGB (masks keep their mode)."""
+    """Open an uploaded image, upright (``open_image`` applies the EXIF orientation); ``photo`` converts
+    to RGB (masks keep their mode)."""
     path = upload_path(payload)
     if path is None:
         if required:
@@ -147,7 +148,6 @@ def read_image(payload: Any, what: str, *, required: bool = True, photo: bool = 
         name = payload.get("orig_name") if isinstance(payload, dict) else None
         raise gr.Error(f"{what}: cannot read the upload{f' {name!r}' if name else ''} as an image; is the file corrupt or not an image?") from None
     check_image_sides(image, what)
-    image = ImageOps.exif_transpose(image)
     return image.convert("RGB") if photo else image
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import StructureError
 
@@ -24,6 +24,7 @@ __all__ = [
     "image_file_size",
     "open_image",
     "open_structure_file",
+    "upright",
 ]
 
 
@@ -57,9 +58,30 @@ def check_image_size(
 def image_file_size(
     path: str | os.PathLike, what: str = "image", *, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[int, int]:
-    """``(width, height)`` of an image file from its header, without decoding it; checked as :func:`open_image` does."""
+    """``(width, height)`` of an image file as :func:`open_image` returns it (EXIF orientation applied: a
+    phone photo taken upright reports its upright sides), from its header without decoding it."""
     with _opened(Path(path), what, max_side, max_pixels) as opened:
-        return opened.size
+        width, height = opened.size
+        return (height, width) if _orientation(opened) in _SIDES_SWAPPED else (width, height)
+
+
+#: EXIF orientations (tag 0x0112) whose upright image is the stored one turned a quarter: its sides swap
+_SIDES_SWAPPED = {5, 6, 7, 8}
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright as stored), read from the header."""
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a malformed EXIF block: treat as upright, as viewers do
+        return 1
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as viewers show it: its EXIF orientation applied (phone photos are often stored sideways)."""
+    if _orientation(image) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 @contextlib.contextmanager
@@ -109,19 +131,21 @@ def _header_size(path: Path) -> tuple[int, int] | None:
 def open_image(
     image: Any, what: str = "image", *, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> Image.Image:
-    """A PIL image from a PIL image or a path; unreadable files raise :class:`ImageError` naming them.
+    """A PIL image from a PIL image or a path, upright; unreadable files raise :class:`ImageError` naming them.
 
     A file's size is read from its header (PIL opens lazily) and checked against ``max_side``
     and ``max_pixels`` *before* it is decoded: a larger file raises :class:`ImageSizeError`
-    naming its size and the limit, and so do PIL's decompression-bomb error and warning. PIL
-    images already in memory are returned as they are.
+    naming its size and the limit, and so do PIL's decompression-bomb error and warning.
+    The EXIF orientation is applied to files and to PIL images alike (as diffusers'
+    ``load_image`` does), so a phone photo is read the way it is shown; this is the one place
+    where the pipeline, the CLI, the app and the training readers read images.
     """
     if isinstance(image, Image.Image):
-        return image
+        return upright(image)
     if isinstance(image, (str, os.PathLike)):
         with _opened(Path(image), what, max_side, max_pixels) as opened:
             opened.load()
-            return opened.copy()
+            return upright(opened.copy())
     raise ImageError(f"{what}: expected a PIL image, a path, a uint8 array or a tensor, got {type(image).__name__}")
 
 
