@@ -184,7 +184,11 @@ def patchmatch_inputs(batch: int = 2):
 
 
 @pytest.mark.parametrize("iterations", [2, 6])
-def test_a_seeded_patchmatch_level_syncs_the_host_once_not_per_iteration(iterations):
+def test_a_seeded_patchmatch_level_syncs_the_host_once_not_per_iteration(iterations, monkeypatch):
+    from pipeline_cocosnet.models import fused_search
+
+    # the tensor path: what runs on CUDA (the fused step is CPU-only and reads its inputs as arrays)
+    monkeypatch.setattr(fused_search, "available", lambda *args: False)
     patchmatch, theta, phi, exemplar, offsets = patchmatch_inputs()
     patchmatch.iterations = iterations
     with torch.no_grad(), CountHostSyncs() as syncs:

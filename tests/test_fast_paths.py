@@ -149,6 +149,18 @@ def test_fused_search_step_in_float32_differs_only_where_scores_tie_within_round
 
 
 @pytest.mark.skipif(not fused_search.numba_installed(), reason="numba not installed")
+def test_fused_search_step_leaves_torchs_thread_count_as_it_was():
+    # Numba's OpenMP launch used to reset the process-wide count to every core
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        PatchMatch(feature_channels=C).search(*search_inputs(torch.float32), True)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not fused_search.numba_installed(), reason="numba not installed")
 def test_fused_keep_best_ranks_by_score_and_breaks_ties_by_position():
     g = torch.Generator().manual_seed(12)
     scores = torch.randint(0, 6, (500, 48), generator=g).double() / 5  # many exact ties

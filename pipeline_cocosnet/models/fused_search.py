@@ -88,12 +88,19 @@ def fused_search(
     # below this exponent exp() rounds to exactly 0 in the dtype (half the smallest subnormal)
     underflow = query.dtype.type(np.log(np.finfo(query.dtype).smallest_subnormal) - 1)
     kernels = _kernels()
+    threads = torch.get_num_threads()
     with _LAUNCH:
+        # Numba's OpenMP pool shares the runtime with torch's: a launch sets the process-wide thread
+        # count to Numba's own (all cores), which overrode torch.set_num_threads / OMP_NUM_THREADS
+        # for every later torch operation (and made a resumed training run differ from an
+        # uninterrupted one). Launch with torch's count and put it back.
+        kernels.numba.set_num_threads(min(threads, kernels.numba.config.NUMBA_NUM_THREADS))
         kernels.first_half(query, table, source, not horizontal_first, h, w, rows, cols, index, kept_scores)
         kernels.second_half(
             query, table, index, kept_scores, horizontal_first, h, w, tau, underflow,
             out_offsets.view(b * h * w, 2, k).numpy(), out_probs.view(b * h * w, k).numpy(),
         )
+        torch.set_num_threads(threads)
     return out_offsets, out_probs
 
 

@@ -381,7 +381,8 @@ class Trainer:
         self.accelerator.load_state(str(folder))
         rank_state = folder / f"rank_state_{self.accelerator.process_index}.pt"
         if rank_state.is_file():
-            self.state.load_rank_state_dict(torch.load(rank_state, weights_only=False), self.accelerator.device)
+            # tensors (the RNG state, the log sums) and an int: no pickled objects needed
+            self.state.load_rank_state_dict(torch.load(rank_state, weights_only=True), self.accelerator.device)
         if self.accelerator.is_main_process:
             self._drop_logs_after(self.state.step)
             logger.info("resumed from %s at step %d", folder, self.state.step)
