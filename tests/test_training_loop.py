@@ -204,6 +204,27 @@ def test_bf16_mixed_precision_and_gradient_accumulation(tmp_path, vgg):
     assert all(math.isfinite(v) for row in trainer.history for v in row.values())
 
 
+@pytest.mark.parametrize(
+    "ours, expected", [({}, ("bf16", 3)), ({"train.mixed_precision": "no", "train.gradient_accumulation_steps": 2}, ("no", 2))],
+    ids=["accelerate's setting when the config is silent", "the config's value when it gives one"],
+)
+def test_precision_and_accumulation_come_from_accelerate_unless_the_config_sets_them(tmp_path, vgg, monkeypatch, caplog, ours, expected):
+    # what `accelerate launch --mixed_precision bf16 --gradient_accumulation_steps 3` passes to the process
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "3")
+    config = tiny_config(tmp_path, vgg, **ours)
+    reset_accelerator_state()
+    try:
+        with caplog.at_level("INFO", logger="pipeline_cocosnet.training"):
+            trainer = Trainer(config)
+        got = (trainer.accelerator.mixed_precision, trainer.accelerator.gradient_accumulation_steps)
+    finally:
+        reset_accelerator_state()
+    assert got == expected
+    source = "the training config" if ours else "accelerate's launch/config"
+    assert f"mixed precision: {expected[0]}, from {source}" in caplog.text
+
+
 def test_cli_train_command_runs_a_config_with_overrides(tmp_path, vgg, capsys):
     code = cocosnet_main([
         "train", "--config", str(CONFIGS / "train_synthetic.yaml"), "--output-dir", str(tmp_path / "cli"),

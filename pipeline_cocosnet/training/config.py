@@ -130,9 +130,12 @@ class RunConfig:
     batch_size: int = 2
     max_steps: Optional[int] = None
     epochs: Optional[int] = None
-    gradient_accumulation_steps: int = 1
-    #: no | fp16 | bf16
-    mixed_precision: str = "no"
+    #: None: what accelerate was launched or configured with (`accelerate launch --gradient_accumulation_steps`,
+    #: ACCELERATE_GRADIENT_ACCUMULATION_STEPS), else 1; a value here wins
+    gradient_accumulation_steps: Optional[int] = None
+    #: no | fp16 | bf16; None: what accelerate was launched or configured with (`accelerate launch
+    #: --mixed_precision`, `accelerate config`, ACCELERATE_MIXED_PRECISION), else "no"; a value here wins
+    mixed_precision: Optional[str] = None
     seed: int = 1234
     log_every: int = 50
     sample_every: int = 500

@@ -115,7 +115,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig):
         from accelerate import Accelerator, DistributedDataParallelKwargs
-        from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+        from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, ProjectConfiguration, set_seed
 
         self.config = config
         run = config.train
@@ -123,9 +123,15 @@ class Trainer:
             raise ValueError("set train.max_steps or train.epochs")
         self.output_dir = Path(run.output_dir)
         log_with = "tensorboard" if run.tensorboard and _tensorboard_available() else None
+        # None leaves both to accelerate (its launcher's flags, `accelerate config`, ACCELERATE_* variables); a
+        # value of ours goes in as a plugin, the one form accelerate does not override from its environment
+        accumulation = (
+            {} if run.gradient_accumulation_steps is None
+            else {"gradient_accumulation_plugin": GradientAccumulationPlugin(num_steps=run.gradient_accumulation_steps)}
+        )
         self.accelerator = Accelerator(
             mixed_precision=run.mixed_precision,
-            gradient_accumulation_steps=run.gradient_accumulation_steps,
+            **accumulation,
             cpu=run.cpu,
             log_with=log_with,
             project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")),
@@ -133,6 +139,13 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=run.find_unused_parameters)],
         )
         accelerator = self.accelerator
+        if accelerator.is_main_process:
+            for name, ours, theirs in (
+                ("mixed precision", run.mixed_precision, accelerator.mixed_precision),
+                ("gradient accumulation steps", run.gradient_accumulation_steps, accelerator.gradient_accumulation_steps),
+            ):
+                source = "the training config" if ours is not None else "accelerate's launch/config (the training config leaves it)"
+                logger.info("%s: %s, from %s", name, theirs, source)
         set_seed(run.seed)
 
         self.dataset = build_dataset(config.data, config.model.label_channels)
@@ -170,7 +183,7 @@ class Trainer:
                 raise ValueError(f"loss.perceptual_layer must be one of {VGG_LAYERS}, got {weights.perceptual_layer!r}")
             self.vgg = load_vgg19(weights.vgg_weights).to(accelerator.device)
 
-        self.steps_per_epoch = max(1, len(self.loader) // run.gradient_accumulation_steps)
+        self.steps_per_epoch = max(1, len(self.loader) // accelerator.gradient_accumulation_steps)
         self.total_steps = run.max_steps if run.max_steps is not None else run.epochs * self.steps_per_epoch
         self.csv = CSVLogger(self.output_dir / "losses.csv") if accelerator.is_main_process else None
         self.log_with = log_with  # trackers start in train(), once the resumed step is known
@@ -301,7 +314,7 @@ class Trainer:
             where = f"{data.kind} data" + (f" from {Path(data.root).name}/" if data.root else f" ({data.num_samples} scenes)")
             origin = (
                 f"trained with pipeline_cocosnet {__version__} (cocosnet train) on {where}, {self.state.step} steps of "
-                f"batch {config.train.batch_size}×{self.accelerator.num_processes}×{config.train.gradient_accumulation_steps}"
+                f"batch {config.train.batch_size}×{self.accelerator.num_processes}×{self.accelerator.gradient_accumulation_steps}"
                 + (", learning ConvGRU" if config.model.learn_gru else "")
             )
             pipe = CoCosNetPipeline(
