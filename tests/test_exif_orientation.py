@@ -6,6 +6,8 @@ orientation 6 (viewers turn it back): the upright image is red on top and blue b
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,23 @@ def test_the_pipeline_reads_an_exemplar_upright(sideways_photo):
 def test_the_training_reader_reads_a_photo_upright(sideways_photo):
     image = read_rgb(sideways_photo)
     assert image.size == (32, 48) and is_upright_red_over_blue(np.asarray(image))
+
+
+def test_the_cli_sizes_its_output_by_the_upright_structure(tmp_path):
+    # a mask saved as phones save photos: stored turned a quarter, tagged orientation 6
+    examples = Path(__file__).parents[1] / "examples" / "mask-to-image"
+    with Image.open(examples / "scene_5006_mask.png") as mask:
+        upright_mask = mask.crop((0, 0, 96, 128))  # w×h 96×128: a portrait
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    structure = tmp_path / "mask.png"
+    upright_mask.transpose(Image.Transpose.ROTATE_90).save(structure, exif=exif)
+    out = tmp_path / "result.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline_cocosnet", "translate", "--model", "demo", "--structure", str(structure),
+         "--exemplar", str(examples / "scene_5012.png"), "--exemplar-structure", str(examples / "scene_5012_mask.png"),
+         "--out", str(out), "--match-input-size", "--quiet", "--dtype", "float32"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out).size == (96, 128)
