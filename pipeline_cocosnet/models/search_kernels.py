@@ -72,6 +72,17 @@ def _softmax_of_kept(scores, kept, temperature, underflow, out):  # pragma: no c
     for k in range(kept.shape[0]):
         out[k] = math.exp(scores[kept[k]] / temperature - top) / total
 
+@_jit
+def _row_scratch(theta, k):  # pragma: no cover - compiled
+    """One image row's work arrays: 3K scores (θ's dtype) and candidate indices, K kept positions, 3K ranks and tie counts."""
+    return (
+        np.empty(3 * k, dtype=theta.dtype),
+        np.empty(3 * k, dtype=np.int64),
+        np.empty(k, dtype=np.int64),
+        np.empty(3 * k, dtype=np.int32),
+        np.empty(3 * k, dtype=np.int32),
+    )
+
 @_jit_parallel
 def first_half(theta, phi, offsets, vertical, h, w, rows, cols, out_index, out_scores):  # pragma: no cover
     """Propagate fractional offsets along one axis, score the 3K, keep the best K (indices + scores).
@@ -85,11 +96,7 @@ def first_half(theta, phi, offsets, vertical, h, w, rows, cols, out_index, out_s
     for bi in numba.prange(offsets.shape[0] // w):
         b, i = bi // h, bi % h
         base = b * h * w
-        scores = np.empty(3 * k, dtype=theta.dtype)
-        index = np.empty(3 * k, dtype=np.int64)
-        kept = np.empty(k, dtype=np.int64)
-        rank = np.empty(3 * k, dtype=np.int32)
-        ties = np.empty(3 * k, dtype=np.int32)
+        scores, index, kept, rank, ties = _row_scratch(theta, k)
         row0 = rows[i]
         for j in range(w):
             p = base + i * w + j
@@ -132,11 +139,7 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
     for bi in numba.prange(index.shape[0] // w):
         b, i = bi // h, bi % h
         base = b * h * w
-        scores = np.empty(3 * k, dtype=theta.dtype)
-        candidates = np.empty(3 * k, dtype=np.int64)
-        kept = np.empty(k, dtype=np.int64)
-        rank = np.empty(3 * k, dtype=np.int32)
-        ties = np.empty(3 * k, dtype=np.int32)
+        scores, candidates, kept, rank, ties = _row_scratch(theta, k)
         probs = np.empty(k, dtype=theta.dtype)
         for j in range(w):
             p = base + i * w + j
