@@ -132,11 +132,17 @@ def _suggest(args: argparse.Namespace) -> None:
 
 
 def _push(args: argparse.Namespace) -> None:
+    from .hub import upload_pipeline_folder
+    from .model_card import model_card
     from .pipeline import CoCosNetPipeline
 
-    pipe = CoCosNetPipeline.from_pretrained(args.folder)
-    url = pipe.push_to_hub(args.repo_id, private=args.private, token=args.token, commit_message=args.message)
-    print(f"pushed {args.folder} to {url}")
+    folder = args.folder
+    pipe = CoCosNetPipeline.from_pretrained(folder)  # a folder that does not load is not pushed (one-line error)
+    if not (folder / "README.md").is_file():  # the card alone is added; the folder is uploaded as it is
+        model_card(pipe).save(folder / "README.md")
+        print(f"wrote a model card: {folder / 'README.md'}")
+    repo_id = upload_pipeline_folder(folder, args.repo_id, private=args.private, token=args.token, commit_message=args.message)
+    print(f"pushed {folder} to {repo_id}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     push = commands.add_parser(
         "push",
         help="upload a pipeline folder to the Hugging Face Hub",
-        description="Upload a saved pipeline (weights, model_index.json, model card) to a Hub model repo.",
+        description=(
+            "Upload a saved pipeline folder as it is (weights in every variant, model_index.json, model card) to a "
+            "Hub model repo; a folder without a model card gets one first."
+        ),
     )
     push.add_argument("folder", type=Path, help="pipeline folder (from convert, train or save_pretrained)")
     push.add_argument("repo_id", help="target repo, e.g. your-name/cocosnet-deepfashionhd")

@@ -354,6 +354,7 @@ def convert_checkpoints(
     variant: str | None = None,
     origin: str | None = None,
     license: str = "other",
+    dataset: str = "",
     **kwargs,
 ) -> tuple[CoCosNetCorrespondence, CoCosNetTranslator]:
     """Read and convert both components; with ``output_dir``, save them as a pipeline folder.
@@ -363,8 +364,8 @@ def convert_checkpoints(
     default to the only published release (DeepFashionHD pose-to-body, 512×512).
     ``variant`` (``"fp16"`` or ``"bf16"``) also writes the weights in that precision under
     diffusers' variant naming, for ``from_pretrained(..., variant="fp16")``; the returned
-    components keep ``dtype`` (float32 by default). ``origin`` and ``license`` go to the
-    model card (default origin: the two file names).
+    components keep ``dtype`` (float32 by default). ``origin``, ``license`` and ``dataset`` (what
+    the weights were trained on) go to the model card (default origin: the two file names).
     """
     if variant is not None and variant not in VARIANTS:
         raise CheckpointError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
@@ -376,7 +377,9 @@ def convert_checkpoints(
             f"converted with `cocosnet convert` from the published CoCosNet v2 checkpoints "
             f"{Path(corr_path).name} and {Path(translator_path).name} (spectral norm folded, keys renamed)"
         )
-        pipe = CoCosNetPipeline(correspondence, translator, task=task, resolution=resolution, origin=origin, license=license)
+        pipe = CoCosNetPipeline(
+            correspondence, translator, task=task, resolution=resolution, origin=origin, license=license, dataset=dataset
+        )
         pipe.save_pretrained(output_dir)
         if variant is not None:
             _save_variant(pipe, Path(output_dir), variant)

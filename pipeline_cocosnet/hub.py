@@ -7,6 +7,9 @@ the CLI (``cocosnet translate|push``, exit status 2) and the app all say the sam
 * a Hub id that cannot be fetched (offline, or not in the cache): which id, and how to fill
   the cache (``hf download ID`` while online; ``HF_HUB_OFFLINE=1`` then skips the network);
 * a Hub upload without network: which repo, and that the Hub cannot be reached.
+
+:func:`upload_pipeline_folder` is the one upload used by ``push_to_hub``,
+``save_pretrained(push_to_hub=True)``, ``cocosnet push`` and ``cocosnet fetch-release --push``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["HubError", "HUB_ID", "looks_local", "check_local_weights", "hub_errors"]
+__all__ = ["HubError", "HUB_ID", "looks_local", "check_local_weights", "hub_errors", "upload_pipeline_folder"]
+
+#: release.py's cache stamp in a converted folder: what it was converted from (local bookkeeping)
+CACHE_STAMP = ".cocosnet-source.json"
+#: files of a pipeline folder that are ours, not the model's: never uploaded
+LOCAL_ONLY_FILES = [CACHE_STAMP]
 
 #: what a Hub repo id looks like (``owner/name``)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -89,3 +97,32 @@ def hub_errors(repo_id: str, action: str = "load") -> Iterator[None]:
         if action == "load" and isinstance(error, OSError) and "valid model identifier" in message:
             raise HubError(f"{folder}no such model repo on the Hugging Face Hub: {repo_id}") from None
         raise
+
+
+def upload_pipeline_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    create_pr: bool = False,
+) -> str:
+    """Create the Hub model repo if needed and upload ``folder`` as it is; returns the repo id.
+
+    Everything in the folder goes (every weight variant, ``model_index.json``, the model card),
+    except :data:`LOCAL_ONLY_FILES`. Failures raise :class:`HubError` in one line naming the repo.
+    """
+    from huggingface_hub import create_repo, upload_folder
+
+    with hub_errors(repo_id, "push"):
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            ignore_patterns=LOCAL_ONLY_FILES,
+            commit_message=commit_message or "Upload CoCosNet v2 pipeline",
+            token=token,
+            create_pr=create_pr,
+        )
+    return repo_id

@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import DiffusionPipeline
 from diffusers.utils import replace_example_docstring
-from huggingface_hub import create_repo, upload_folder
 
 from .demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX, demo_model_path
-from .hub import check_local_weights, hub_errors
-from .model_card import write_model_card
+from .hub import check_local_weights, hub_errors, upload_pipeline_folder
+from .model_card import model_card
 from .precision import float32_precision
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
 from .models.attention import best_correlation
@@ -77,8 +76,10 @@ class CoCosNetPipeline(DiffusionPipeline):
     (:class:`CoCosNetTranslator`). Config: ``task`` (which structure encoder turns user
     inputs into labels: ``"pose-to-body"``, ``"mask-to-image"``, ``"edge-to-face"``, or
     ``None`` for pre-encoded label tensors only), ``resolution`` ([H, W] the model was
-    trained at), model-card metadata (``license``, ``origin``) and ``structure_encoder``
-    (the encoder's options, see :attr:`structure_encoder`).
+    trained at), model-card metadata (``license``; ``origin``: how the weights were made;
+    ``base_model``: the Hub pipeline they were fine-tuned from; ``dataset``: what they were
+    trained on; see ``model_card.py``) and ``structure_encoder`` (the encoder's options, see
+    :attr:`structure_encoder`).
 
     Args:
         structure_encoder: the task's encoder with its options (e.g.
@@ -102,11 +103,15 @@ class CoCosNetPipeline(DiffusionPipeline):
         resolution: tuple[int, int] | list[int] = (512, 512),
         license: str = "other",
         origin: str = "",
+        base_model: str = "",
+        dataset: str = "",
         structure_encoder: StructureEncoder | dict[str, Any] | None = None,
     ):
         super().__init__()
         self.register_modules(correspondence=correspondence, translator=translator)
-        self.register_to_config(task=task, resolution=list(resolution), license=license, origin=origin)
+        self.register_to_config(
+            task=task, resolution=list(resolution), license=license, origin=origin, base_model=base_model, dataset=dataset
+        )
         if correspondence.config.label_channels != translator.config.label_channels:
             raise ValueError(
                 f"correspondence takes {correspondence.config.label_channels} label channels but the translator "
@@ -223,9 +228,9 @@ class CoCosNetPipeline(DiffusionPipeline):
         hub = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "private", "token", "create_pr") if key in kwargs}
         self._register_encoder_options()  # options set on the encoder since it was assigned
         super().save_pretrained(save_directory, push_to_hub=False, **kwargs)
-        write_model_card(self, Path(save_directory) / "README.md")
+        model_card(self).save(Path(save_directory) / "README.md")
         if push_to_hub:
-            self._upload(save_directory, hub.pop("repo_id", Path(save_directory).resolve().name), **hub)
+            upload_pipeline_folder(save_directory, hub.pop("repo_id", Path(save_directory).resolve().name), **hub)
 
     def push_to_hub(
         self,
@@ -239,32 +244,9 @@ class CoCosNetPipeline(DiffusionPipeline):
         """Upload the pipeline folder (weights, ``model_index.json``, our model card) to the Hub; returns the repo id."""
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder, variant=variant)
-            return self._upload(folder, repo_id, commit_message, private, token, create_pr)
-
-    @staticmethod
-    def _upload(
-        folder: str | os.PathLike,
-        repo_id: str,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        create_pr: bool = False,
-    ) -> str:
-        """Create the Hub repo if needed and upload ``folder`` as it is; returns the repo id.
-
-        Hub failures raise :class:`~pipeline_cocosnet.hub.HubError` in one line naming the repo.
-        """
-        with hub_errors(repo_id, "push"):
-            repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        with hub_errors(repo_id, "push"):
-            upload_folder(
-                repo_id=repo_id,
-                folder_path=str(folder),
-                commit_message=commit_message or "Upload CoCosNet v2 pipeline",
-                token=token,
-                create_pr=create_pr,
+            return upload_pipeline_folder(
+                folder, repo_id, commit_message=commit_message, private=private, token=token, create_pr=create_pr
             )
-        return repo_id
 
     # ------------------------------------------------------------------ inputs
 

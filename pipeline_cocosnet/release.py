@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .convert import CheckpointError, convert_checkpoints, find_checkpoint_pair, pick_checkpoint_pair
+from .hub import CACHE_STAMP
 
 __all__ = [
     "Release",
@@ -62,6 +63,8 @@ class Release:
     resolution: tuple[int, int]
     license: str
     description: str
+    #: what the weights were trained on (the model card's ``training_data``)
+    dataset: str
 
 
 RELEASES: dict[str, Release] = {
@@ -72,11 +75,12 @@ RELEASES: dict[str, Release] = {
         resolution=(512, 512),
         license="mit",
         description="DeepFashionHD pose-to-body, 512×512: the only published CoCosNet v2 checkpoint",
+        dataset="DeepFashionHD (DeepFashion In-shop Clothes at high resolution, as prepared by the CoCosNet v2 authors)",
     )
 }
 
 #: marks a folder written by :func:`convert_once` and records what it was converted from
-STAMP = ".cocosnet-source.json"
+STAMP = CACHE_STAMP
 
 
 class ReleaseError(ValueError):
@@ -424,24 +428,14 @@ def fetch_release(
                 raise
             _convert_into(
                 corr, translator, output, source, task=release.task, resolution=release.resolution,
-                license=release.license, origin=origin, variant=variant,
+                license=release.license, origin=origin, variant=variant, dataset=release.dataset,
             )  # fmt: skip
     return output
 
 
 def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None, commit_message: str | None = None) -> str:
     """Upload a converted pipeline folder (every variant, the model card; not the cache stamp) to a Hub model repo."""
-    from huggingface_hub import create_repo, upload_folder
+    from .hub import upload_pipeline_folder
 
-    from .hub import hub_errors
-
-    with hub_errors(repo_id, "push"):  # one line (CLI: exit 2) when the Hub cannot be reached
-        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        upload_folder(
-            repo_id=repo_id,
-            folder_path=str(folder),
-            ignore_patterns=[STAMP],
-            commit_message=commit_message or "Upload CoCosNet v2 pipeline converted from the published release",
-            token=token,
-        )
-    return repo_id
+    message = commit_message or "Upload CoCosNet v2 pipeline converted from the published release"
+    return upload_pipeline_folder(folder, repo_id, private=private, token=token, commit_message=message)

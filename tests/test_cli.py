@@ -88,23 +88,34 @@ def test_translate_reports_bad_input_without_a_traceback(tmp_path):
     assert "running in " in result.stderr  # the CLI says which precision it runs (--dtype auto)
 
 
-def test_push_uploads_the_folder(tmp_path):
-    model = converted_model(tmp_path)
-    stub = (
-        "import sys, pathlib, pipeline_cocosnet.pipeline as p\n"
+def test_push_uploads_the_folder_as_it_is_variants_included(tmp_path):
+    result = cocosnet(
+        "convert", "--corr", str(PARITY / "official_Corr.safetensors"), "--translator", str(PARITY / "official_G.safetensors"),
+        "--output", str(tmp_path / "model"), "--variant", "fp16",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stub = (  # the Hub replaced by a recorder: what would be uploaded, file by file
+        "import sys, pathlib, fnmatch, huggingface_hub as h\n"
         "class Repo: repo_id = 'someone/cocosnet'\n"
-        "p.create_repo = lambda repo_id, **kw: Repo()\n"
-        "def upload(repo_id, folder_path, **kw):\n"
-        "    print('UPLOADED', repo_id, sorted(f.name for f in pathlib.Path(folder_path).iterdir()))\n"
-        "p.upload_folder = upload\n"
+        "h.create_repo = lambda repo_id, **kw: Repo()\n"
+        "def upload(repo_id, folder_path, ignore_patterns=(), **kw):\n"
+        "    root = pathlib.Path(folder_path)\n"
+        "    files = [p.relative_to(root).as_posix() for p in root.rglob('*') if p.is_file()]\n"
+        "    print('UPLOADED', repo_id, sorted(f for f in files if not any(fnmatch.fnmatch(f, g) for g in ignore_patterns)))\n"
+        "h.upload_folder = upload\n"
         "from pipeline_cocosnet.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", stub, "push", str(model), "someone/cocosnet"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", stub, "push", str(tmp_path / "model"), "someone/cocosnet"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert "UPLOADED someone/cocosnet ['README.md', 'correspondence', 'model_index.json', 'translator']" in result.stdout
+    uploaded = [
+        "README.md", "correspondence/config.json", "correspondence/diffusion_pytorch_model.fp16.safetensors",
+        "correspondence/diffusion_pytorch_model.safetensors", "model_index.json", "translator/config.json",
+        "translator/diffusion_pytorch_model.fp16.safetensors", "translator/diffusion_pytorch_model.safetensors",
+    ]  # fmt: skip
+    assert f"UPLOADED someone/cocosnet {uploaded}" in result.stdout
 
 
 def test_push_offline_fails_clearly(tmp_path):

@@ -185,3 +185,30 @@ def test_demo_output_matches_reference_and_follows_the_mask(demo_pipe):
     out_sky = output[mask == sky].mean(0)
     ex_sky, ex_ground = (exemplar[exemplar_mask == c].mean(0) / 255 for c in (sky, ground))
     assert np.abs(out_sky - ex_sky).sum() < np.abs(out_sky - ex_ground).sum()
+
+
+# ----------------------------------------------------------------------------- packaging
+
+
+def test_packaging_writes_a_demo_card_that_huggingface_hub_parses(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from pipeline_cocosnet.training.demo import package_demo
+
+    from .conftest import tiny_models
+
+    CoCosNetPipeline(*tiny_models(3), resolution=(64, 64), origin="trained on scenes").save_pretrained(tmp_path / "trained")
+    (tmp_path / "train.yaml").write_text("data: {kind: scenes}\n")
+    folder = package_demo(tmp_path / "trained", tmp_path / "train.yaml", tmp_path / "demo", quality="| warp L1 | 0.1 |")
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.license == "mit" and "demo" in card.data.tags and card.data.library_name == "pipeline_cocosnet"
+    assert card.data.to_dict()["origin"].startswith("demo weights trained on procedural scenes")
+    assert "| warp L1 | 0.1 |" in card.text and "not on ADE20k" in card.text and "NOT ADE20k" in card.data.origin
+    assert CoCosNetPipeline.from_pretrained(folder).is_demo
+
+
+def test_the_shipped_demo_card_parses():
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(demo_model_path() / "README.md")
+    assert card.data.license == "mit" and "demo" in card.data.tags

@@ -172,6 +172,7 @@ def test_fetch_release_downloads_finds_converts_and_caches(server, cache, tmp_pa
     assert pipe.config.license == "mit"
     card = (output / "README.md").read_text()
     assert "license: mit" in card and url in card and "published CoCosNet v2 release" in card
+    assert "training_data: DeepFashionHD" in card and pipe.config.dataset.startswith("DeepFashionHD")
 
     before = len(server.requests)
     assert main(["fetch-release", "--url", url, "--output", str(output), "--quiet"]) == 0  # cache hit

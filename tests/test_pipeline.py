@@ -217,26 +217,6 @@ def test_loading_a_repo_id_offline_from_the_hub_cache(tmp_path, pipe, inputs):
     assert images.shape == (2, 64, 64, 3) and np.isfinite(images).all()
 
 
-def test_push_to_hub_uploads_weights_index_and_our_model_card(tmp_path, monkeypatch, pipe):
-    uploaded = {}
-
-    class Repo:
-        repo_id = "someone/cocosnet-tiny"
-
-    def fake_upload_folder(repo_id, folder_path, **kwargs):
-        folder = Path(folder_path)
-        uploaded.update(repo_id=repo_id, files=sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()))
-        uploaded["card"] = (folder / "README.md").read_text()
-
-    monkeypatch.setattr("pipeline_cocosnet.pipeline.create_repo", lambda repo_id, **kw: Repo())
-    monkeypatch.setattr("pipeline_cocosnet.pipeline.upload_folder", fake_upload_folder)
-    assert pipe.push_to_hub("someone/cocosnet-tiny") == "someone/cocosnet-tiny"
-    assert uploaded["repo_id"] == "someone/cocosnet-tiny"
-    assert {"model_index.json", "README.md", "correspondence/diffusion_pytorch_model.safetensors",
-            "translator/diffusion_pytorch_model.safetensors"} <= set(uploaded["files"])  # fmt: skip
-    assert "| resolution | 64×64 |" in uploaded["card"] and "license: other" in uploaded["card"]
-
-
 # ---------------------------------------------------------------- the published checkpoint
 
 

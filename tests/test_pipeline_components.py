@@ -44,8 +44,8 @@ def fake_hub(monkeypatch):
     def no_generic_card(*args, **kwargs):
         raise AssertionError("diffusers' generic model card must not be made")
 
-    monkeypatch.setattr("pipeline_cocosnet.pipeline.create_repo", lambda repo_id, **kw: Repo(repo_id))
-    monkeypatch.setattr("pipeline_cocosnet.pipeline.upload_folder", fake_upload_folder)
+    monkeypatch.setattr("huggingface_hub.create_repo", lambda repo_id, **kw: Repo(repo_id))
+    monkeypatch.setattr("huggingface_hub.upload_folder", fake_upload_folder)
     monkeypatch.setattr("diffusers.pipelines.pipeline_utils.load_or_create_model_card", no_generic_card)
     monkeypatch.setattr("diffusers.pipelines.pipeline_utils.create_repo", no_generic_card)
     return uploaded
@@ -67,9 +67,37 @@ def test_save_pretrained_with_push_to_hub_takes_a_repo_id(tmp_path, fake_hub):
     assert fake_hub["repo_id"] == "org/cocosnet" and "library_name: pipeline_cocosnet" in fake_hub["card"]
 
 
-def test_push_to_hub_uploads_our_model_card(fake_hub):
+def test_push_to_hub_uploads_weights_index_and_our_model_card(fake_hub):
     assert tiny_pipeline().push_to_hub("org/cocosnet") == "org/cocosnet"
-    assert "library_name: pipeline_cocosnet" in fake_hub["card"]
+    assert {"model_index.json", "README.md", "correspondence/diffusion_pytorch_model.safetensors",
+            "translator/diffusion_pytorch_model.safetensors"} <= set(fake_hub["files"])  # fmt: skip
+    assert "library_name: pipeline_cocosnet" in fake_hub["card"] and "license: other" in fake_hub["card"]
+
+
+def test_the_model_card_parses_with_huggingface_hub_and_carries_the_metadata(tmp_path):
+    from huggingface_hub import ModelCard
+
+    pipe = tiny_pipeline("pose-to-body", channels=20)
+    pipe.register_to_config(license="mit", origin="trained with `cocosnet train` on deepfashion data", dataset="deepfashion data",
+                            base_model="someone/cocosnet-deepfashionhd")  # fmt: skip
+    pipe.save_pretrained(tmp_path)
+    card = ModelCard.load(tmp_path / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "mit" and data["library_name"] == "pipeline_cocosnet"
+    assert data["pipeline_tag"] == "image-to-image" and "pose-to-body" in data["tags"] and "cocosnet" in data["tags"]
+    assert data["base_model"] == "someone/cocosnet-deepfashionhd"
+    assert data["origin"].startswith("trained with") and data["training_data"] == "deepfashion data"
+    assert "datasets" not in data  # not a Hub dataset id: only our own key says it
+    assert "https://github.com/)" not in card.text and "https://arxiv.org/abs/2012.02047" in card.text
+    assert "| resolution | 64×64 |" in card.text
+
+
+def test_a_model_card_without_provenance_says_so():
+    from pipeline_cocosnet.model_card import model_card
+
+    card = model_card(tiny_pipeline())
+    assert "base_model" not in card.data.to_dict() and "origin" not in card.data.to_dict()
+    assert "| how it was made | not recorded |" in card.text and "custom-labels" in card.data.tags
 
 
 # ---------------------------------------------------------------- the structure encoder as a component

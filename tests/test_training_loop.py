@@ -149,7 +149,8 @@ def test_saved_pipeline_loads_and_matches_the_trained_networks(run):
     trainer, final, batch, *_ = run
     pipe = CoCosNetPipeline.from_pretrained(final)
     assert pipe.config.resolution == [64, 64] and "trained with pipeline_cocosnet" in pipe.config.origin
-    assert "synthetic" in pipe.config.origin
+    assert "synthetic" in pipe.config.origin and pipe.config.dataset.startswith("synthetic data")
+    assert "training_data: synthetic data" in (Path(final) / "README.md").read_text()  # the card says it too
     assert not any("parametrizations" in k for k in pipe.correspondence.state_dict())
     images = pipe(list(batch["label"][:2]), list(batch["exemplar"][:2]), list(batch["exemplar_label"][:2]), output_type="pt").images
     module = trainer.generator_module.eval()

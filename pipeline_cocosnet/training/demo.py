@@ -17,22 +17,13 @@ from pathlib import Path
 import torch
 
 from ..demo_model import DEMO_ORIGIN_PREFIX, demo_model_path
+from ..model_card import card_from_parts, model_card_data
 from ..pipeline import CoCosNetPipeline
 
 __all__ = ["package_demo", "MODEL_CARD"]
 
-MODEL_CARD = """---
-library_name: pipeline_cocosnet
-pipeline_tag: image-to-image
-license: mit
-tags:
-- cocosnet
-- exemplar-based-image-translation
-- mask-to-image
-- demo
----
-
-# CoCosNet v2 demo model — mask-to-image, {demo_prefix}
+#: the card's body (its metadata comes from ``model_card.model_card_data``, tagged ``demo``)
+MODEL_CARD = """# CoCosNet v2 demo model — mask-to-image, {demo_prefix}
 
 **These are demo weights trained on procedural scenes, not on ADE20k.** They let
 `pipeline_cocosnet` and its app do their main job out of the box, offline, with nothing
@@ -100,23 +91,21 @@ def package_demo(
     params = sum(p.numel() for p in pipe.correspondence.parameters()) + sum(p.numel() for p in pipe.translator.parameters())
     size = sum(p.stat().st_size for p in output.rglob("*.safetensors"))
     corr, translator = pipe.correspondence.config, pipe.translator.config
-    (output / "README.md").write_text(
-        MODEL_CARD.format(
-            demo_prefix=DEMO_ORIGIN_PREFIX,
-            height=pipe.config.resolution[0],
-            width=pipe.config.resolution[1],
-            nef=corr.nef,
-            ngf=translator.ngf,
-            spade_hidden=corr.spade_hidden,
-            iterations=corr.iterations,
-            learn_gru="yes" if corr.learn_gru else "no",
-            params=params / 1e6,
-            megabytes=size / 2**20,
-            origin=origin,
-            quality=quality or "Run `python benchmarks/correspondence_quality.py`.",
-        ),
-        encoding="utf-8",
+    body = MODEL_CARD.format(
+        demo_prefix=DEMO_ORIGIN_PREFIX,
+        height=pipe.config.resolution[0],
+        width=pipe.config.resolution[1],
+        nef=corr.nef,
+        ngf=translator.ngf,
+        spade_hidden=corr.spade_hidden,
+        iterations=corr.iterations,
+        learn_gru="yes" if corr.learn_gru else "no",
+        params=params / 1e6,
+        megabytes=size / 2**20,
+        origin=origin,
+        quality=quality or "Run `python benchmarks/correspondence_quality.py`.",
     )
+    card_from_parts(model_card_data(pipe, extra_tags=("demo",)), body).save(output / "README.md")
     return output
 
 

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import __version__
+from ..hub import looks_local
 from ..pipeline import CoCosNetPipeline
 from .checkpoints import (
     MANIFEST,
@@ -324,6 +325,8 @@ class Trainer:
                 resolution=tuple(data.size),
                 license=config.train.license,
                 origin=origin,
+                dataset=where,
+                base_model=_hub_id_or_empty(config.model.init_pipeline),
             )
             pipe.save_pretrained(folder)
         self.accelerator.wait_for_everyone()
@@ -539,3 +542,8 @@ def _tensorboard_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
+
+
+def _hub_id_or_empty(name: str | None) -> str:
+    """``name`` when it is a Hub repo id (the model card's ``base_model``), else ``""`` (local folders stay private)."""
+    return name if name and not looks_local(name) else ""
