@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Download the published CoCosNet v2 release (deepfashionhd: DeepFashionHD pose-to-body, 512×512, MIT; a "
             "Google Drive link, fetched with gdown from the 'release' extra, or any http(s) mirror with --url), check "
             "the size and the zip, find *_net_Corr.pth and *_net_G.pth in it, convert them and write a pipeline folder "
-            "with a model card. Cached in $COCOSNET_CACHE or $HF_HOME/cocosnet: a second call returns at once."
+            "with a model card. Cached in $COCOSNET_CACHE or huggingface_hub's assets cache: a second call returns at once."
         ),
     )
     fetch.add_argument("release", nargs="?", default="deepfashionhd", help="which release (default: deepfashionhd)")

@@ -9,8 +9,10 @@ the release reader (:mod:`pipeline_cocosnet.convert`) and writes a pipeline fold
 model card. :func:`convert_once` is the one "convert once, cache on disk" mechanism, shared
 with research-code checkpoint folders given to the app (:func:`converted_checkpoint_folder`).
 
-Cache: ``$COCOSNET_CACHE``, else ``$HF_HOME/cocosnet`` (on a Space with persistent storage,
-``HF_HOME`` lives on it). ``COCOSNET_RELEASE_URL_<NAME>`` (e.g.
+Cache: ``$COCOSNET_CACHE``, else huggingface_hub's assets cache
+(``$HF_ASSETS_CACHE/pipeline_cocosnet/release/cache``, by default under ``$HF_HOME``, so on a
+Space with persistent storage it lives there); a cache left by older versions in
+``$HF_HOME/cocosnet`` is moved there on first use. ``COCOSNET_RELEASE_URL_<NAME>`` (e.g.
 ``COCOSNET_RELEASE_URL_DEEPFASHIONHD``) replaces a release's download URL, e.g. with a mirror.
 """
 
@@ -88,12 +90,38 @@ class ReleaseError(ValueError):
 
 
 def cache_root() -> Path:
-    """Where downloads and converted pipelines are kept: ``$COCOSNET_CACHE`` or ``$HF_HOME/cocosnet``."""
+    """Where downloads and converted pipelines are kept: ``$COCOSNET_CACHE``, else huggingface_hub's assets cache.
+
+    The assets folder is ``cached_assets_path("pipeline_cocosnet", "release", "cache")``. What an
+    older version kept in ``$HF_HOME/cocosnet`` is moved into it (once, entry by entry).
+    """
     if os.environ.get("COCOSNET_CACHE"):
         return Path(os.environ["COCOSNET_CACHE"]).expanduser()
-    from huggingface_hub import constants
+    from huggingface_hub import cached_assets_path, constants
 
-    return Path(constants.HF_HOME).expanduser() / "cocosnet"
+    root = cached_assets_path(library_name="pipeline_cocosnet", namespace="release", subfolder="cache")
+    _migrate_legacy_cache(Path(constants.HF_HOME).expanduser() / "cocosnet", root)
+    return root
+
+
+def _migrate_legacy_cache(legacy: Path, root: Path) -> None:
+    """Move the entries of the pre-assets cache folder ``legacy`` into ``root`` (never over an existing entry)."""
+    if not legacy.is_dir():
+        return
+    import logging
+
+    moved = 0
+    for entry in legacy.iterdir():
+        target = root / entry.name
+        if target.exists():
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            shutil.move(str(entry), str(target))
+            moved += 1
+    with contextlib.suppress(OSError):  # left in place when something could not move
+        legacy.rmdir()
+    if moved:
+        logging.getLogger(__name__).info("moved %d entries of the release cache from %s to %s", moved, legacy, root)
 
 
 def get_release(name: str) -> Release:
@@ -133,7 +161,7 @@ def download(url: str, destination: str | os.PathLike, *, progress: bool = True,
     ``Range`` request (``If-Range`` guarding against a changed file) after a cut connection
     (up to ``attempts`` tries in this call; a later call resumes the ``.part`` too), checked
     against ``Content-Length``, then renamed. ``progress`` shows a tqdm bar (the app shows it
-    in the tab). Failures raise :class:`ReleaseError` with a one-line message.
+    in the tab; ``HF_HUB_DISABLE_PROGRESS_BARS=1`` hides it, as it hides the Hub's own). Failures raise :class:`ReleaseError` with a one-line message.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +218,7 @@ def _reason(reason: Any) -> str:
 
 
 def _copy_with_progress(response, part: Path, mode: str, start: int, total: int | None, progress: bool, name: str) -> None:
-    from tqdm.auto import tqdm
+    from huggingface_hub.utils import tqdm  # honours HF_HUB_DISABLE_PROGRESS_BARS, like the Hub's own downloads
 
     with part.open(mode) as file, tqdm(
         total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}",
@@ -203,6 +231,8 @@ def _copy_with_progress(response, part: Path, mode: str, start: int, total: int 
 
 def _download_google_drive(url: str, destination: Path, *, progress: bool, attempts: int) -> Path:
     """A Google Drive file through gdown (it handles the confirmation page), resumed across attempts."""
+    from huggingface_hub.utils import are_progress_bars_disabled
+
     try:
         import gdown
     except ImportError:
@@ -213,7 +243,8 @@ def _download_google_drive(url: str, destination: Path, *, progress: bool, attem
     failure: Exception | None = None
     for _ in range(attempts):
         try:
-            result = gdown.download(url=url, output=str(destination), quiet=not progress, resume=True)
+            quiet = not progress or are_progress_bars_disabled()
+            result = gdown.download(url=url, output=str(destination), quiet=quiet, resume=True)
         except Exception as error:  # noqa: BLE001 - gdown raises its own, requests' and OS errors
             failure = error
             continue

@@ -22,7 +22,7 @@ import pytest
 
 from pipeline_cocosnet import CoCosNetPipeline
 from pipeline_cocosnet.cli import main
-from pipeline_cocosnet.release import RELEASES, ReleaseError, download, fetch_release
+from pipeline_cocosnet.release import RELEASES, ReleaseError, cache_root, download, fetch_release
 
 from .release_files import assert_published_weights, write_release_checkpoints
 
@@ -157,6 +157,37 @@ def test_a_partial_download_left_by_an_earlier_run_is_resumed(server, release_zi
 
 
 # ---------------------------------------------------------------- fetch-release
+
+
+def test_download_progress_follows_the_hubs_progress_bar_switch(server, tmp_path, capsys):
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    download(f"{server.url}/release.zip", tmp_path / "shown.zip", progress=True)
+    assert "downloading shown.zip" in capsys.readouterr().err
+    disable_progress_bars()  # what HF_HUB_DISABLE_PROGRESS_BARS=1 does at import
+    try:
+        download(f"{server.url}/release.zip", tmp_path / "hidden.zip", progress=True)
+    finally:
+        enable_progress_bars()
+    assert "downloading hidden.zip" not in capsys.readouterr().err and (tmp_path / "hidden.zip").is_file()
+
+
+def test_the_cache_is_huggingface_hubs_assets_cache_and_an_old_cache_moves_there(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("COCOSNET_CACHE", raising=False)
+    monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_ASSETS_CACHE", str(tmp_path / "hf" / "assets"))
+    legacy = tmp_path / "hf" / "cocosnet"
+    (legacy / "converted" / "ckpt-123").mkdir(parents=True)
+    (legacy / "converted" / "ckpt-123" / "model_index.json").write_text("{}")
+    (legacy / "downloads").mkdir()
+    (legacy / "downloads" / "release.zip").write_bytes(b"zip")
+    root = cache_root()
+    assert root == tmp_path / "hf" / "assets" / "pipeline_cocosnet" / "release" / "cache"
+    assert (root / "converted" / "ckpt-123" / "model_index.json").read_text() == "{}"
+    assert (root / "downloads" / "release.zip").read_bytes() == b"zip" and not legacy.exists()
+    assert cache_root() == root  # nothing left to move: the same folder, untouched
 
 
 def test_fetch_release_downloads_finds_converts_and_caches(server, cache, tmp_path, capsys):
