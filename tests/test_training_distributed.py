@@ -27,7 +27,7 @@ def test_two_process_cpu_run_trains_and_saves(tmp_path):
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
         "-m", "pipeline_cocosnet.training", "--config", str(CONFIG), "--cpu", "--output-dir", str(output),
         "--max-steps", "4", "--set", "train.log_every=2", "--set", "train.checkpoint_every=2",
-        "--set", "model.iterations=2", "--set", "data.num_samples=16", "--set", "train.tensorboard=false",
+        "--set", "model.iterations=2", "--set", "data.num_samples=16", "--set", "train.report_to=none",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)

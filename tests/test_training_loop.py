@@ -6,8 +6,10 @@ import copy
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from accelerate.tracking import GeneralTracker
 from torch.utils.data import default_collate
 
 from pipeline_cocosnet import CoCosNetPipeline
@@ -55,7 +57,7 @@ def tiny_config(output_dir, vgg, **overrides) -> TrainConfig:
         "train.log_every": 5,
         "train.sample_every": CHECKPOINT,
         "train.checkpoint_every": CHECKPOINT,
-        "train.tensorboard": False,
+        "train.report_to": "none",
         "train.cpu": True,
         **overrides,
     }.items():
@@ -88,11 +90,36 @@ class RecordingTrainer(Trainer):
         return folder
 
 
+class RecordingTracker(GeneralTracker):
+    """A tracker of one's own (accelerate's ``GeneralTracker``): keeps what it is given."""
+
+    name = "recorder"
+    requires_logging_directory = False
+
+    def __init__(self):
+        super().__init__()
+        self.scalars: list[tuple[int, dict]] = []
+        self.images: list[tuple[int, dict]] = []
+
+    @property
+    def tracker(self):
+        return self
+
+    def store_init_configuration(self, values):
+        self.config = values
+
+    def log(self, values, step=None, **kwargs):
+        self.scalars.append((step, dict(values)))
+
+    def log_images(self, values, step=None, **kwargs):
+        self.images.append((step, values))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, vgg):
     output = tmp_path_factory.mktemp("run")
     config = tiny_config(output, vgg)
-    trainer = RecordingTrainer(config)
+    trainer = RecordingTrainer(config, trackers=[RecordingTracker()])
     batch = held_out_batch(config)
     before = trainer.warp_errors(batch)
     final = trainer.train()
@@ -109,6 +136,34 @@ def test_every_loss_is_finite_and_logged(run):
     csv = (trainer.output_dir / "losses.csv").read_text().splitlines()
     assert csv[0].split(",")[0] == "step" and len(csv) == 7
     assert (trainer.output_dir / "samples" / f"step-{CHECKPOINT:07d}.png").is_file()
+
+
+def test_losses_and_sample_grids_reach_the_trackers(run):
+    trainer, *_ = run
+    (recorder,) = trainer.accelerator.trackers
+    assert recorder.config["train.max_steps"] == STEPS  # the run's config, flattened
+    assert [step for step, _ in recorder.scalars] == [5, 10, 15, 20, 25, 30]
+    assert recorder.scalars[-1][1] == {k: v for k, v in trainer.history[-1].items() if k != "step"}
+    steps = [step for step, _ in recorder.images]
+    assert steps[0] == CHECKPOINT and steps[-1] == STEPS
+    (grid,) = recorder.images[0][1]["samples"]  # one H×W×3 uint8 picture: 5 columns of 64 px, ≤ 4 rows
+    assert grid.dtype == np.uint8 and grid.shape[1:] == (5 * 64, 3) and grid.shape[0] % 64 == 0
+
+
+def test_report_to_names_accelerate_trackers_and_warns_about_missing_ones(monkeypatch, caplog):
+    import accelerate.tracking
+
+    from pipeline_cocosnet.training.monitor import requested_trackers
+
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: ["tensorboard"])
+    with caplog.at_level("WARNING", logger="pipeline_cocosnet.training"):
+        assert requested_trackers(["tensorboard", "wandb"]) == ["tensorboard"]
+    assert "train.report_to asks for wandb, which is not installed (pip install wandb)" in caplog.text
+    assert requested_trackers("tensorboard, tensorboard") == ["tensorboard"]
+    assert requested_trackers("none") == [] and requested_trackers("all") == ["all"]
+    assert requested_trackers("tensorboard", tensorboard=False) == []  # older configs' `tensorboard: false`
+    with pytest.raises(ValueError, match="unknown tracker tensorbord"):
+        requested_trackers("tensorbord")
 
 
 def test_warp_loss_falls_clearly(run):
@@ -230,10 +285,11 @@ def test_cli_train_command_runs_a_config_with_overrides(tmp_path, vgg, capsys):
     code = cocosnet_main([
         "train", "--config", str(CONFIGS / "train_synthetic.yaml"), "--output-dir", str(tmp_path / "cli"),
         "--max-steps", "2", "--learn-gru", "--set", "model.iterations=1", "--set", "data.num_samples=8",
-        "--set", "train.checkpoint_every=0", "--set", "train.tensorboard=false",
+        "--set", "train.checkpoint_every=0", "--set", "train.report_to=none",
     ])
     assert code == 0
-    assert "trained 2 steps" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "trained 2 steps" in out and "training: 100%" in err and "2/2" in err  # the progress bar
     pipe = CoCosNetPipeline.from_pretrained(tmp_path / "cli" / "pipeline")
     assert pipe.correspondence.config.learn_gru is True and "learning ConvGRU" in pipe.config.origin
     code = cocosnet_main(["train", "--config", str(CONFIGS / "train_synthetic.yaml"), "--set", "model.lr=1"])

@@ -34,7 +34,7 @@ from pipeline_cocosnet.training.monitor import CSVLogger
 
 CONFIG = Path(__file__).parents[1] / "configs" / "train_synthetic.yaml"
 TINY = [
-    "--set", "model.iterations=1", "--set", "data.num_samples=16", "--set", "train.tensorboard=false",
+    "--set", "model.iterations=1", "--set", "data.num_samples=16", "--set", "train.report_to=none",
     "--set", "train.sample_every=0",
 ]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

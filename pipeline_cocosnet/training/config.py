@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 __all__ = [
     "ModelConfig",
@@ -144,7 +144,11 @@ class RunConfig:
     checkpoints_total_limit: Optional[int] = 3
     #: None, "latest" or a checkpoint folder
     resume: Optional[str] = None
-    #: log to TensorBoard too when it is installed
+    #: experiment trackers, as accelerate's ``log_with``: one name or a list (tensorboard, wandb, trackio, aim,
+    #: comet_ml, mlflow, clearml, dvclive, swanlab), "all" (every one installed) or "none". A requested tracker
+    #: that is not installed is a warning, not an error; losses always go to losses.csv as well
+    report_to: Union[str, list[str]] = "tensorboard"
+    #: older configs: false drops tensorboard from report_to (use report_to instead)
     tensorboard: bool = True
     #: pipeline metadata
     task: Optional[str] = None
@@ -200,8 +204,10 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     try:
         if "list" in text:
             if not isinstance(value, (list, tuple)):
+                if text.startswith(("Union[str,", "typing.Union[str,", "str |")):  # one name where a list may go
+                    return str(value)
                 raise TypeError
-            inner = float if "float" in text else int
+            inner = float if "float" in text else str if "list[str]" in text else int
             return [inner(v) for v in value]
         if "bool" in text:
             if not isinstance(value, bool):

@@ -1,8 +1,9 @@
-"""Progress output: loss logs (CSV, and TensorBoard through accelerate) and sample grids (PNG)."""
+"""Progress output: loss logs (CSV, and accelerate's trackers) and sample grids (PNG, and the trackers' images)."""
 
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +12,51 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["CSVLogger", "label_to_rgb", "sample_grid"]
+__all__ = ["CSVLogger", "label_to_rgb", "grid_image", "requested_trackers", "log_image_to_trackers"]
+
+logger = logging.getLogger(__name__)
+
+
+def requested_trackers(report_to: str | list[str], tensorboard: bool = True) -> list[str]:
+    """The tracker names for accelerate's ``log_with``: ``report_to`` less what is not installed (each one warned about).
+
+    ``report_to`` is one name, a comma-separated string or a list; ``"all"`` passes through
+    (accelerate takes every installed tracker), ``"none"`` gives ``[]``. An unknown name is a
+    ``ValueError`` listing the known ones. ``tensorboard=False`` (older configs) drops tensorboard.
+    """
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS, get_available_trackers
+
+    names = report_to.split(",") if isinstance(report_to, str) else list(report_to)
+    names = [name.strip().lower() for name in names if name.strip()]
+    if not tensorboard:
+        names = [name for name in names if name != "tensorboard"]
+    if not names or names == ["none"]:
+        return []
+    if "all" in names:
+        return ["all"]
+    unknown = [name for name in names if name not in LOGGER_TYPE_TO_CLASS]
+    if unknown:
+        raise ValueError(f"train.report_to: unknown tracker {', '.join(unknown)} (known: {', '.join(LOGGER_TYPE_TO_CLASS)}, all, none)")
+    available = {str(tracker) for tracker in get_available_trackers()}
+    for name in names:
+        if name not in available:
+            logger.warning("train.report_to asks for %s, which is not installed (pip install %s): logging without it "
+                           "(losses still go to losses.csv)", name, name)  # fmt: skip
+    return [name for name in dict.fromkeys(names) if name in available]
+
+
+def log_image_to_trackers(trackers, name: str, image: np.ndarray, step: int) -> None:
+    """Log one H×W×3 uint8 picture to every tracker that logs images, in the form each one takes."""
+    for tracker in trackers:
+        log_images = getattr(tracker, "log_images", None)
+        if log_images is None:
+            continue
+        if tracker.name == "tensorboard":
+            log_images({name: image[None]}, step=step, dataformats="NHWC")
+        elif tracker.name in ("aim", "clearml"):  # one image per key
+            log_images({name: image}, step=step)
+        else:  # wandb, swanlab, trackio, custom trackers: a list of images per key
+            log_images({name: [image]}, step=step)
 
 
 class CSVLogger:
@@ -93,13 +138,10 @@ def label_to_rgb(label: torch.Tensor, task: Optional[str] = None) -> torch.Tenso
 
 
 @torch.no_grad()
-def sample_grid(columns: list[torch.Tensor], path: str | Path, max_rows: int = 4) -> Path:
-    """Save a PNG with one row per sample and one column per tensor (each B×3×h×w in [-1, 1], resized to the largest)."""
+def grid_image(columns: list[torch.Tensor], max_rows: int = 4) -> np.ndarray:
+    """One row per sample, one column per tensor (each B×3×h×w in [-1, 1], resized to the largest) → H×W×3 uint8."""
     size = max((c.shape[-2:] for c in columns), key=lambda s: s[0] * s[1])
     tiles = [F.interpolate(c[:max_rows].detach().float().cpu(), size=tuple(size), mode="nearest") for c in columns]
     grid = torch.cat([torch.cat(list(t.unbind(0)), dim=1) for t in tiles], dim=2)  # 3×(rows·H)×(cols·W)
-    array = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
+    return ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+

@@ -16,11 +16,14 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from .. import __version__
 from ..hub import looks_local
@@ -52,7 +55,7 @@ from .losses import (
 )
 from .interruption import StopRequest, TrainingInterrupted
 from .model import GeneratorOutput, TrainingGenerator, build_discriminator, build_generator
-from .monitor import CSVLogger, label_to_rgb, sample_grid
+from .monitor import CSVLogger, grid_image, label_to_rgb, log_image_to_trackers, requested_trackers
 from .spectral import folded_copy
 from .vgg import VGG_LAYERS, load_vgg19
 
@@ -111,10 +114,17 @@ def _split(pred: list[list[torch.Tensor]]) -> tuple[list[list[torch.Tensor]], li
     return fake, real
 
 
-class Trainer:
-    """Builds data, networks, optimizers and the accelerator from a :class:`TrainConfig`; :meth:`train` runs it."""
+#: the losses shown on the progress bar (all of them go to the log, the CSV and the trackers)
+_BAR_LOSSES = ("G", "D", "G_warp")
 
-    def __init__(self, config: TrainConfig):
+
+class Trainer:
+    """Builds data, networks, optimizers and the accelerator from a :class:`TrainConfig`; :meth:`train` runs it.
+
+    ``trackers``: accelerate ``GeneralTracker`` instances of your own, logged to beside ``train.report_to``'s.
+    """
+
+    def __init__(self, config: TrainConfig, trackers: Sequence[Any] = ()):
         from accelerate import Accelerator, DistributedDataParallelKwargs
         from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, ProjectConfiguration, set_seed
 
@@ -123,7 +133,7 @@ class Trainer:
         if run.max_steps is None and run.epochs is None:
             raise ValueError("set train.max_steps or train.epochs")
         self.output_dir = Path(run.output_dir)
-        log_with = "tensorboard" if run.tensorboard and _tensorboard_available() else None
+        log_with = [*requested_trackers(run.report_to, run.tensorboard), *trackers] or None
         # None leaves both to accelerate (its launcher's flags, `accelerate config`, ACCELERATE_* variables); a
         # value of ours goes in as a plugin, the one form accelerate does not override from its environment
         accumulation = (
@@ -415,7 +425,7 @@ class Trainer:
                     png.unlink()
 
     def _start_trackers(self) -> None:
-        """TensorBoard (when installed); after a resume, events past the resumed step from the earlier run are purged."""
+        """The trackers of ``report_to``; after a resume, TensorBoard events past the resumed step are purged."""
         if self.log_with:
             config = {k: v for k, v in _flat(self.config.to_dict()).items() if v is not None}
             purge = {"tensorboard": {"purge_step": self.state.step + 1}} if self.state.step else {}
@@ -437,13 +447,17 @@ class Trainer:
         return row
 
     def save_samples(self) -> Optional[Path]:
-        """A PNG grid of the last batch: label | exemplar | full-res warp | generated | real."""
+        """A grid of the last batch (label | exemplar | full-res warp | generated | real): a PNG, and to the trackers."""
         if not self.accelerator.is_main_process or not hasattr(self, "last_batch"):
             return None
         batch, out = self.last_batch, self.last_output
         task = self.config.train.task or self.dataset.task
-        columns = [label_to_rgb(batch["label"], task), batch["exemplar"], out.warps[-1], out.fake, batch["image"]]
-        return sample_grid(columns, self.output_dir / "samples" / f"step-{self.state.step:07d}.png")
+        grid = grid_image([label_to_rgb(batch["label"], task), batch["exemplar"], out.warps[-1], out.fake, batch["image"]])
+        path = self.output_dir / "samples" / f"step-{self.state.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(path)
+        log_image_to_trackers(self.accelerator.trackers, "samples", grid, self.state.step)
+        return path
 
     def train(self) -> Path:
         """Run to ``total_steps`` (resuming as configured); returns the final pipeline folder.
@@ -460,7 +474,27 @@ class Trainer:
         self.resume(run.resume)
         self._start_trackers()
         state = self.state
-        last_saved = None
+        bar = tqdm(  # main process only; TQDM_DISABLE=1 hides it
+            total=self.total_steps, initial=state.step, desc="training", unit="step", dynamic_ncols=True,
+            disable=not accelerator.is_local_main_process,
+        )  # fmt: skip
+        try:
+            self._loop(stop, bar)
+        finally:
+            bar.close()
+        if self.last_saved != state.step:
+            self.save_checkpoint()
+        self.save_samples()
+        final = self.save_pipeline(self.output_dir / "pipeline")
+        accelerator.end_training()
+        return final
+
+    def _loop(self, stop: StopRequest, bar: tqdm) -> None:
+        """Optimizer steps until ``total_steps`` (or a stop request): log, sample and checkpoint on schedule."""
+        run = self.config.train
+        accelerator = self.accelerator
+        state = self.state
+        self.last_saved = None
         while state.step < self.total_steps:
             self.dataset.set_epoch(state.epoch)
             if hasattr(self.loader, "set_epoch"):
@@ -478,29 +512,25 @@ class Trainer:
                 if not accelerator.sync_gradients:
                     continue
                 state.step += 1
+                bar.update(1)
                 check_finite(logs, state.step)
                 if (run.log_every and state.step % run.log_every == 0) or state.step == self.total_steps:
-                    self._log(state.log_sums, state.log_count)
+                    row = self._log(state.log_sums, state.log_count)
+                    bar.set_postfix({name: f"{value:.3g}" for name, value in row.items() if name in _BAR_LOSSES}, refresh=False)
                     state.log_sums, state.log_count = {}, 0
                 if run.sample_every and state.step % run.sample_every == 0:
                     self.save_samples()
                 if run.checkpoint_every and state.step % run.checkpoint_every == 0:
                     self.save_checkpoint()
-                    last_saved = state.step
+                    self.last_saved = state.step
                 if state.step >= self.total_steps:
                     finished_epoch = state.batches_in_epoch >= len(self.loader)
                     break
                 if stop.agreed(accelerator):
-                    self._stop(stop, saved=last_saved == state.step)
+                    self._stop(stop, saved=self.last_saved == state.step)
             if finished_epoch:
                 state.epoch += 1
                 state.batches_in_epoch = 0
-        if last_saved != state.step:
-            self.save_checkpoint()
-        self.save_samples()
-        final = self.save_pipeline(self.output_dir / "pipeline")
-        accelerator.end_training()
-        return final
 
     def _stop(self, stop: StopRequest, saved: bool) -> None:
         """Save (unless this step was just saved), flush the logs, raise :class:`TrainingInterrupted`."""
@@ -536,12 +566,6 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = str(value) if isinstance(value, list) else value
     return flat
-
-
-def _tensorboard_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None
 
 
 def _hub_id_or_empty(name: str | None) -> str:
