@@ -1,8 +1,8 @@
 """Stopping training cleanly on SIGTERM / SIGINT (preemption, a scheduler's time limit, Ctrl-C).
 
-The first signal only sets a flag. After each optimizer step the loop asks :meth:`StopRequest.agreed`;
-with several processes that is one all-reduce of the flag on every rank at the same place in
-every step, so all ranks stop after the same step and none is left waiting in a collective. The
+The first signal only sets a flag. After each optimizer step the loop asks :meth:`StopRequest.agreed`
+(accelerate's ``set_trigger``/``check_trigger``); with several processes that is one all-reduce of
+the flag on every rank at the same place in every step, so all ranks stop after the same step and none is left waiting in a collective. The
 loop then writes a checkpoint, flushes its logs and raises :class:`TrainingInterrupted`; the CLI
 exits with :data:`EXIT_INTERRUPTED` (75, ``EX_TEMPFAIL``: "try again", i.e. resume).
 
@@ -86,10 +86,8 @@ class StopRequest:
         os.kill(os.getpid(), signum)
 
     def agreed(self, accelerator: Any) -> bool:
-        """Whether any process asked to stop (one all-reduce when there are several; call on every rank)."""
-        if accelerator.num_processes == 1:
-            return self.requested
-        import torch
-
-        flag = torch.tensor([1.0 if self.requested else 0.0], device=accelerator.device)
-        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+        """Whether any process asked to stop: accelerate's trigger (``set_trigger`` here, ``check_trigger``: one
+        all-reduce of the flag when there are several processes). Call on every rank at the same place."""
+        if self.requested:
+            accelerator.set_trigger()
+        return accelerator.check_trigger()
