@@ -2,7 +2,7 @@
 
 from .models import CoCosNetCorrespondence, CoCosNetTranslator, CorrespondenceOutput
 from .demo_model import DEMO_MODEL, demo_model_path
-from .pipeline import CoCosNetPipeline
+from .pipeline import CoCosNetPipeline, PipelineInterrupted
 from .pipeline_output import CoCosNetPipelineOutput, ExemplarSuggestion
 
 __version__ = "0.1.0"
@@ -12,6 +12,7 @@ __all__ = [
     "CoCosNetTranslator",
     "CorrespondenceOutput",
     "CoCosNetPipeline",
+    "PipelineInterrupted",
     "CoCosNetPipelineOutput",
     "ExemplarSuggestion",
     "DEMO_MODEL",

@@ -69,6 +69,10 @@ EXAMPLE_DOC_STRING = """
 """
 
 
+class PipelineInterrupted(RuntimeError):
+    """A :class:`CoCosNetPipeline` call stopped early (``pipe.interrupt`` or its ``is_interrupted`` said so)."""
+
+
 class CoCosNetPipeline(DiffusionPipeline):
     """Exemplar-based image translation with CoCosNet v2.
 
@@ -121,6 +125,12 @@ class CoCosNetPipeline(DiffusionPipeline):
             structure_encoder = _encoder_from_config(structure_encoder)
         self.image_processor = CoCosNetImageProcessor()
         self.structure_encoder = structure_encoder
+
+    @property
+    def interrupt(self) -> bool:
+        """Set ``pipe._interrupt = True`` (e.g. in ``callback_on_level_end``) to stop the running call at the
+        next PatchMatch iteration or level (it raises :class:`PipelineInterrupted`); reset when a call starts."""
+        return getattr(self, "_interrupt", False)
 
     def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None) -> None:
         """Not supported: the fused SPADE and ConvGRU layers read their child convolutions' weights
@@ -481,6 +491,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         match_input_size: bool = False,
         callback_on_level_end: LevelCallback | None = None,
         patchmatch_iterations: int | None = None,
+        is_interrupted: Callable[[], bool] | None = None,
     ) -> CoCosNetPipelineOutput | tuple:
         """Synthesise images with ``structure``'s layout and ``exemplar``'s appearance.
 
@@ -513,6 +524,12 @@ class CoCosNetPipeline(DiffusionPipeline):
                 model's own ``correspondence.config.iterations``: 5 for the published CoCosNet v2,
                 3 for the embedded demo model): the speed/quality dial, like diffusers'
                 ``num_inference_steps``. Fewer is faster; README "Performance" has the table.
+            is_interrupted: checked, with :attr:`interrupt`, after every PatchMatch iteration and every
+                level; when either says so the call stops there and raises :class:`PipelineInterrupted`
+                (no partial image: the translator needs every level). :attr:`interrupt` is the
+                pipeline's own flag, diffusers style (``pipe._interrupt = True``, e.g. from
+                ``callback_on_level_end``; reset when a call starts); ``is_interrupted`` is per call,
+                for servers that share one pipeline between requests (e.g. ``event.is_set``).
 
         Examples:
 
@@ -526,6 +543,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         self.check_inputs(
             structure, exemplar, exemplar_structure, output_type, callback_on_level_end, generator, patchmatch_iterations
         )
+        self._interrupt = False
         structures, exemplars, exemplar_structures = self._batch_inputs(structure, exemplar, exemplar_structure)
         size = self._working_size(height, width, structures)
         encoder = self.structure_encoder
@@ -554,16 +572,23 @@ class CoCosNetPipeline(DiffusionPipeline):
         levels = len(self.correspondence.structure_encoder.decoder)
         with self.progress_bar(total=levels + 2) as progress, self._float32_precision():
 
+            def check_interrupt(where: str) -> None:
+                if self.interrupt or (is_interrupted is not None and is_interrupted()):
+                    raise PipelineInterrupted(f"interrupted {where}")
+
             def level_end(level: int, warp: torch.Tensor) -> None:
                 progress.update()
                 if callback_on_level_end is not None:
                     callback_on_level_end(self, level, warp)
+                check_interrupt(f"after level {level}")
 
             features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
             progress.update()
+            check_interrupt("after the encoders")
             warps, _ = self.correspondence.match(
-                features, exemplar_batch, generator, callback=level_end, iterations=patchmatch_iterations
-            )
+                features, exemplar_batch, generator, callback=level_end, iterations=patchmatch_iterations,
+                on_iteration=lambda: check_interrupt("between PatchMatch iterations"),
+            )  # fmt: skip
             del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
             images = self.translator(label, warps)
             progress.update()

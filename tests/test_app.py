@@ -205,6 +205,80 @@ def test_translations_stream_the_warps_as_the_levels_finish(client, scene):
     assert outputs[-1][0] is not None and outputs[-1][4] is not None
 
 
+def _pose_args() -> tuple:
+    pose = EXAMPLES / "pose-to-body"
+    return [handle_file(str(pose / "standing.json"))], handle_file(str(pose / "mannequin_waving.png")), None, [handle_file(str(pose / "waving.json"))]
+
+
+def _translation_workers() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("cocosnet-translate-")]
+
+
+def test_stop_ends_the_running_translation_within_one_level(server, client, scene, monkeypatch):
+    """Stop (Gradio's cancels=, also what happens when the visitor leaves: Gradio closes the handler's generator)
+    stops the worker thread at the next level's end: the later levels and the translator never run."""
+    store = server[1]
+    pipe = store.get("mask-to-image")
+    levels, translated = [], []
+    match, translator_forward = pipe.correspondence.match, pipe.translator.forward
+
+    def slow_match(*args, callback=None, **kwargs):
+        def slow_level_end(level, warp):
+            levels.append(level)
+            time.sleep(0.6)  # a level as long as a real one at 512² (the tiny model's take milliseconds)
+            callback(level, warp)
+
+        return match(*args, callback=slow_level_end, **kwargs)
+
+    monkeypatch.setattr(pipe.correspondence, "match", slow_match)
+    monkeypatch.setattr(pipe.translator, "forward", lambda *a, **k: translated.append(1) or translator_forward(*a, **k))
+    job = client.submit(_editor(scene["mask"]), handle_file(str(scene["photo"])), handle_file(str(scene["mask"])), api_name="/mask_to_image")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < deadline:  # the first level's warp reached the client
+        time.sleep(0.02)
+    assert job.outputs(), "no warp streamed"
+    job.cancel()
+    deadline = time.monotonic() + 10
+    while _translation_workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _translation_workers(), "the worker thread still runs after Stop"
+    # Gradio closes the handler once it yields the level in progress when Stop arrives: the worker then stops
+    # within one PatchMatch iteration of the next level (the dense level 0 has none; its warp is what was awaited)
+    assert len(levels) <= 2 and not translated, (levels, translated)
+    monkeypatch.undo()
+    result = client.predict(_editor(scene["mask"]), handle_file(str(scene["photo"])), handle_file(str(scene["mask"])), api_name="/mask_to_image")
+    assert result[4] is not None  # the tab translates again
+
+
+def test_a_tab_whose_weights_are_loading_does_not_hold_up_the_other_tabs(server, client, scene, monkeypatch):
+    import threading
+
+    store = server[1]
+    loading, release = threading.Event(), threading.Event()
+    load = store._load
+
+    def slow_load(source, is_local):
+        if source == store.config.sources["pose-to-body"]:
+            loading.set()
+            release.wait(60)  # e.g. `release:deepfashionhd` downloading for minutes
+        return load(source, is_local)
+
+    monkeypatch.setattr(store, "_loaded", {})
+    monkeypatch.setattr(store, "_load", slow_load)
+    try:
+        pose_job = client.submit(*_pose_args(), api_name="/pose_to_body")
+        assert loading.wait(60)
+        started = time.monotonic()
+        result = client.predict(_editor(scene["mask"]), handle_file(str(scene["photo"])), handle_file(str(scene["mask"])), api_name="/mask_to_image")
+        assert result[4] is not None and not pose_job.done()  # answered while pose-to-body's weights still load
+        print(f"mask-to-image answered in {time.monotonic() - started:.2f} s while pose-to-body loaded")
+    finally:
+        release.set()
+    assert pose_job.result()[4] is not None
+
+
 def test_streamed_images_are_files_written_once_per_request():
     """Updates repeat earlier images (structure views, the warps so far); each goes out as one file, never rewritten
     (Gradio rewrote a PIL output's cached copy on every update, racing the page's fetch of the previous one)."""

@@ -328,7 +328,7 @@ def test_browser_weightless_tabs_explain_and_results_are_readable(server, tmp_pa
             preview = page.locator("#mask-to-image-exemplar-mask img")
             preview.wait_for(state="visible", timeout=30_000)
             page.wait_for_function(
-                "() => { const i = document.querySelector('#mask-to-image-exemplar-mask img'); return i && i.complete && i.naturalWidth > 0 && i.src.includes('cocosnet-mask'); }",
+                "() => { const i = document.querySelector('#mask-to-image-exemplar-mask img'); return i && i.complete && i.naturalWidth > 0 && !i.src.includes('index_mask'); }",  # the preview replaced the upload
                 timeout=30_000,
             )
             page.wait_for_timeout(500)

@@ -435,3 +435,33 @@ def test_mediapipe_keypoints_land_on_the_person(photo):
     assert r_shoulder[0] < l_shoulder[0]  # the person faces the camera: their right is on our left
     for x, y in (p for p in keypoints if p is not None):
         assert 0 <= x <= image.width and 0 <= y <= image.height * 1.5
+
+
+def test_the_photo_cache_is_shared_safely_and_computes_outside_its_lock():
+    """Two requests on different photos compute at the same time (each waits for the other inside its computation:
+    a cache that held its lock while computing would deadlock here); both results are kept, then served from it."""
+    import threading
+
+    from pipeline_cocosnet.processing.backends.common import PhotoCache
+
+    cache = PhotoCache(size=4)
+    photos = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+    inside = [threading.Event(), threading.Event()]
+    results, calls = {}, []
+
+    def compute(k):
+        def run(photo):
+            calls.append(k)
+            inside[k].set()
+            assert inside[1 - k].wait(10), "the other computation could not start"
+            return k
+
+        return run
+
+    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, cache.get(photos[k], compute(k)))) for k in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert results == {0: 0, 1: 1} and sorted(calls) == [0, 1]
+    assert cache.get(photos[0], compute(0)) == 0 and sorted(calls) == [0, 1]  # cached: not computed again

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline_cocosnet import CoCosNetPipeline
+from pipeline_cocosnet import CoCosNetPipeline, PipelineInterrupted
 from pipeline_cocosnet.processing import EdgeEncoder, PoseEncoder, StructureError
 
 from .conftest import random_inputs, tiny_models
@@ -186,6 +186,36 @@ def test_a_callback_that_is_not_callable_is_named():
     pipe = tiny_pipeline()
     with pytest.raises(ValueError, match="callback_on_level_end must be callable"):
         pipe(*random_inputs(1, CL, 64, 64), callback_on_level_end="print")
+
+
+def test_setting_interrupt_in_the_callback_stops_the_call_after_that_level():
+    pipe = tiny_pipeline()
+    translated = []
+    pipe.translator.register_forward_hook(lambda *_: translated.append(1))
+    levels = []
+
+    def stop_after_level_1(p, level, warp):
+        levels.append(level)
+        if level == 1:
+            p._interrupt = True  # diffusers' convention
+
+    with pytest.raises(PipelineInterrupted, match="interrupted after level 1"):
+        pipe(*random_inputs(1, CL, 64, 64), callback_on_level_end=stop_after_level_1)
+    assert levels == [0, 1] and not translated
+    assert pipe(*random_inputs(1, CL, 64, 64), output_type="pt").images.shape == (1, 3, 64, 64)  # reset by the next call
+
+
+def test_a_per_call_interrupt_check_stops_between_patchmatch_iterations():
+    pipe = tiny_pipeline()
+    checks = []
+
+    def is_interrupted():
+        checks.append(1)
+        return len(checks) == 4  # after the encoders, level 0, then level 1's first and second PatchMatch iterations
+
+    with pytest.raises(PipelineInterrupted, match="between PatchMatch iterations"):
+        pipe(*random_inputs(1, CL, 64, 64), is_interrupted=is_interrupted)
+    assert not pipe.interrupt  # a per-call check leaves the shared pipeline's flag alone
 
 
 # ---------------------------------------------------------------- docstring example

@@ -274,10 +274,16 @@ def build_demo(
     @_gpu
     def generate(task: str, align_faces: bool, structure: Any, exemplar: Any, exemplar_structure: Any):
         """Run the tab's pipeline: yields each level's warp (a PIL image) as the level finishes
-        (``callback_on_level_end``), then the pipeline's output."""
+        (``callback_on_level_end``), then the pipeline's output.
+
+        When this generator is closed before the end (Gradio closes it when the visitor presses Stop
+        or leaves the page, once the level in progress has been sent), the call stops at its next
+        PatchMatch iteration (:class:`~pipeline_cocosnet.PipelineInterrupted`), without running the translator.
+        """
         pipe = tabs[task].pipe(align_faces)
         finished: queue.Queue = queue.Queue()
         result: dict[str, Any] = {}
+        cancelled = threading.Event()
 
         def level_end(pipe: CoCosNetPipeline, level: int, warp: Any) -> None:
             finished.put(pipe.image_processor.postprocess(warp[:1], "pil")[0])
@@ -285,8 +291,9 @@ def build_demo(
         def run() -> None:
             try:
                 result["output"] = pipe(
-                    structure, exemplar, exemplar_structure, return_warps=True, callback_on_level_end=level_end
-                )
+                    structure, exemplar, exemplar_structure, return_warps=True, callback_on_level_end=level_end,
+                    is_interrupted=cancelled.is_set,  # this request's own flag: the pipeline is shared between requests
+                )  # fmt: skip
             except BaseException as error:  # noqa: BLE001 - raised again in the handler's thread below
                 result["error"] = error
             finally:
@@ -294,10 +301,13 @@ def build_demo(
 
         # the call runs beside this generator, so warps reach the page while later levels compute;
         # its context (Gradio's progress tracking) goes with it
-        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name=f"cocosnet-translate-{task}")
         worker.start()
-        while (warp := finished.get()) is not None:
-            yield warp
+        try:
+            while (warp := finished.get()) is not None:
+                yield warp
+        finally:
+            cancelled.set()  # closed early: the worker stops at its next level's end; finished: nothing left to stop
         worker.join()
         if "error" in result:
             raise result["error"]
@@ -530,15 +540,25 @@ def build_demo(
         note = config.describe(task)
         gr.Markdown(note, elem_id=f"{task}-weights")
 
-    def translate_button(task: str) -> gr.Button:
-        """Translate, disabled with a permanent explanation beside it when the tab's weights cannot be had
-        (the endpoint still answers, with the same explanation)."""
+    def translate_button(task: str) -> tuple[gr.Button, gr.Button]:
+        """Translate (disabled with a permanent explanation beside it when the tab's weights cannot be had; the
+        endpoint still answers, with the same explanation) and Stop, shown while a translation runs."""
         problem = store.missing(task)
         with gr.Row(equal_height=True):
             button = gr.Button("Translate", variant="primary", interactive=problem is None, scale=1, elem_id=f"{task}-translate")
+            stop = gr.Button("Stop", variant="stop", visible=False, scale=0, min_width=100, elem_id=f"{task}-stop")
             if problem is not None:
                 gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing", scale=4)
-        return button
+        return button, stop
+
+    def on_translate(task: str, buttons: tuple[gr.Button, gr.Button], fn: Callable, inputs: list, outputs: list) -> None:
+        """Wire a tab's Translate (its API endpoint) and Stop (cancels it: the worker stops at the next level)."""
+        run, stop = buttons
+        event = run.click(fn, inputs, outputs, api_name=API_NAMES[task], **translate_kwargs)
+        show, hide = (lambda: gr.update(visible=True)), (lambda: gr.update(visible=False))
+        run.click(show, None, stop, queue=False, api_visibility="private", show_progress="hidden")
+        event.then(hide, None, stop, queue=False, api_visibility="private", show_progress="hidden")
+        stop.click(hide, None, stop, cancels=[event], queue=False, api_visibility="private", show_progress="hidden")
 
     def colour_editor_upload(payload):
         """An uploaded grey index mask shown in the ADE20k colours (the same classes; masks with skyscrapers,
@@ -561,17 +581,14 @@ def build_demo(
         with _user_errors("mask-to-image"):
             image = read_image(payload, "exemplar mask", photo=False)
         preview = index_mask_preview(image)
-        if preview is None:
-            return gr.skip()
-        handle, out = tempfile.mkstemp(prefix="cocosnet-mask-", suffix=".png")
-        with open(handle, "wb") as file:
-            preview.save(file, format="PNG")
-        return out
+        # a PIL image: Gradio writes it (PNG, palette kept) into its own cache, which `delete_cache` empties
+        return gr.skip() if preview is None else preview
 
     image_upload = dict(type="filepath", image_mode=None, sources=["upload", "clipboard"], height=280)
     translate_kwargs = dict(preprocess=False, show_progress="full")
 
-    with gr.Blocks(title=title) as demo:
+    # delete_cache: every hour, the files this demo wrote into Gradio's cache (results, previews) older than a day go
+    with gr.Blocks(title=title, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(
             f"# {title}\nCoCosNet v2 synthesises an image with the **structure** of one input and the **appearance** "
             "of an exemplar, through a full-resolution correspondence between them."
@@ -602,7 +619,7 @@ def build_demo(
                         suggest_button, ranking = exemplar_gallery("mask-to-image", [exemplar, exemplar_mask])
                 run = translate_button("mask-to-image")
                 outputs = result_column("mask-to-image")
-                run.click(mask_to_image, [editor, exemplar, exemplar_mask], outputs, api_name=API_NAMES["mask-to-image"], **translate_kwargs)
+                on_translate("mask-to-image", run, mask_to_image, [editor, exemplar, exemplar_mask], outputs)
                 editor.upload(colour_editor_upload, editor, editor, preprocess=False, api_visibility="private", show_progress="hidden")
                 exemplar_mask.upload(colour_mask_upload, exemplar_mask, exemplar_mask, preprocess=False, api_visibility="private", show_progress="hidden")
                 if suggest_button is not None:
@@ -623,7 +640,7 @@ def build_demo(
                         suggest_button, ranking = exemplar_gallery("edge-to-face", [edge_exemplar_image])
                 run = translate_button("edge-to-face")
                 outputs = result_column("edge-to-face")
-                run.click(edge_to_face, [edges, edge_exemplar_image, align], outputs, api_name=API_NAMES["edge-to-face"], **translate_kwargs)
+                on_translate("edge-to-face", run, edge_to_face, [edges, edge_exemplar_image, align], outputs)
                 if suggest_button is not None:
                     suggest_button.click(suggest_edge, [edges, align], [edge_exemplar_image, ranking], preprocess=False, api_visibility="undocumented")
                 add_examples("edge-to-face", [edges, edge_exemplar_image], ["structure", "exemplar"])
@@ -647,10 +664,7 @@ def build_demo(
                         suggest_button, ranking = exemplar_gallery("pose-to-body", [pose_exemplar_image, exemplar_pose])
                 run = translate_button("pose-to-body")
                 outputs = result_column("pose-to-body")
-                run.click(
-                    pose_to_body, [pose_file, pose_exemplar_image, pose_photo, exemplar_pose], outputs,
-                    api_name=API_NAMES["pose-to-body"], **translate_kwargs,
-                )
+                on_translate("pose-to-body", run, pose_to_body, [pose_file, pose_exemplar_image, pose_photo, exemplar_pose], outputs)
                 if suggest_button is not None:
                     suggest_button.click(
                         suggest_pose, [pose_file, pose_photo], [pose_exemplar_image, exemplar_pose, ranking],
@@ -669,7 +683,7 @@ def build_demo(
                         suggest_button, ranking = exemplar_gallery("oil-portrait", [portrait])
                 run = translate_button("oil-portrait")
                 outputs = result_column("oil-portrait")
-                run.click(oil_portrait, [photo, portrait], outputs, api_name=API_NAMES["oil-portrait"], **translate_kwargs)
+                on_translate("oil-portrait", run, oil_portrait, [photo, portrait], outputs)
                 if suggest_button is not None:
                     suggest_button.click(suggest_oil, [photo], [portrait, ranking], preprocess=False, api_visibility="undocumented")
                 add_examples("oil-portrait", [photo, portrait], ["structure", "exemplar"])

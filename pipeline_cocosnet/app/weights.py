@@ -209,7 +209,8 @@ class PipelineStore:
         self.config = config
         self.device = device
         self.dtype = dtype
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two tables below, held only for a lookup
+        self._source_locks: dict[str, threading.Lock] = {}  # one per source: a load (or a download) blocks only its tabs
         self._loaded: dict[str, Any] = {}  # source → pipeline, or the exception loading it raised
 
     def missing(self, task: str) -> str | None:
@@ -248,12 +249,18 @@ class PipelineStore:
                 f"folder; this tab needs a pipeline folder with task {MODEL_TASK[task]} (convert one with `cocosnet convert "
                 f"--checkpoint-dir DIR --task {MODEL_TASK[task]} --resolution N`). {HOW_TO_GET[task]}"
             )
-        with self._lock:  # one load per source, shared by tabs (edge-to-face and oil-portrait)
-            if source not in self._loaded:
-                self._loaded[source] = self._load(source, is_local)
-            pipe = self._loaded[source]
+        with self._lock:
+            source_lock = self._source_locks.setdefault(source, threading.Lock())
+        with source_lock:  # one load per source, shared by tabs (edge-to-face and oil-portrait); other sources go on
+            with self._lock:
+                pipe = self._loaded.get(source)
+            if pipe is None:
+                pipe = self._load(source, is_local)
+                with self._lock:
+                    self._loaded[source] = pipe
             if isinstance(pipe, Exception) and is_release:
-                del self._loaded[source]  # a failed download is tried again on the next request
+                with self._lock:
+                    del self._loaded[source]  # a failed download is tried again on the next request
         if isinstance(pipe, Exception):
             if is_release:  # the release's own message says what failed and how to provide the files by hand
                 what = f"cannot fetch `{source}` (from {origin}) ({type(pipe).__name__}: {pipe})"

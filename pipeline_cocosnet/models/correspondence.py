@@ -183,6 +183,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         generator: Generators = None,
         callback: Callable[[int, torch.Tensor], None] | None = None,
         iterations: int | None = None,
+        on_iteration: Callable[[], None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Run the level hierarchy; returns the warps and the match indices per level, coarsest first.
 
@@ -190,7 +191,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
 
         ``callback(level, warp)`` is called after each level with its warp B×3×h×w (e.g. to advance a
         progress bar, or to show the warps as they finish). ``iterations``: PatchMatch steps per
-        level (default: ``config.iterations``).
+        level (default: ``config.iterations``); ``on_iteration()`` is called after each of them.
         """
         warps: list[torch.Tensor] = []
         indices: list[torch.Tensor] = []  # pixel-major, B×h×w×K
@@ -202,7 +203,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
                 index = index.unsqueeze(-1)
             else:
                 offsets = initial_offsets(indices[-1][..., 0], size, self.window)
-                warp, index = self.patchmatch(theta, phi, target, offsets, generator, iterations)
+                warp, index = self.patchmatch(theta, phi, target, offsets, generator, iterations, on_iteration)
             warps.append(warp.to(exemplar.dtype))
             indices.append(index)
             if callback is not None:

@@ -176,6 +176,7 @@ class PatchMatch(nn.Module):
         offsets: torch.Tensor,
         generator: Generators = None,
         iterations: int | None = None,
+        on_iteration: Callable[[], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Match θ (B×C×h×w) against φ, starting from ``offsets`` (B×h×w×2×K).
 
@@ -184,7 +185,8 @@ class PatchMatch(nn.Module):
         every step propagates horizontally first; with one, the order is drawn per step
         (see :func:`propagation_orders`; a list gives each batch item its own).
         ``iterations``: search + GRU steps (default: the model's own, 5 in CoCosNet v2);
-        fewer is faster and coarser.
+        fewer is faster and coarser. ``on_iteration()`` is called after each step (the
+        pipeline's interruption check: it may raise to abandon the call).
         """
         # matching features pixel-major (channels-last) once per level: the search steps read them as tables
         theta, phi = (matching_dtype(x).contiguous(memory_format=torch.channels_last) for x in (theta, phi))
@@ -201,6 +203,8 @@ class PatchMatch(nn.Module):
                 offset_maps = offsets.flatten(3).permute(0, 3, 1, 2).to(hidden.dtype)  # B×2K×h×w
                 hidden, delta = self.update(hidden, probs.permute(0, 3, 1, 2).to(hidden.dtype), offset_maps)
                 offsets = offsets + delta.permute(0, 2, 3, 1).reshape(offsets.shape).to(offsets.dtype)
+                if on_iteration is not None:
+                    on_iteration()
         index = offsets_to_indices(offsets)
         if self.learn_gru:  # differentiable in the GRU's updates; index only seeds the next level
             return bilinear_warp(theta, phi, exemplar, offsets.permute(0, 3, 4, 1, 2), self.temperature), index

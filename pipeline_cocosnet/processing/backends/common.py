@@ -13,6 +13,7 @@ import functools
 import hashlib
 import importlib
 import os
+import threading
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -89,21 +90,30 @@ def photo_key(photo: Image.Image) -> tuple:
 
 
 class PhotoCache:
-    """A small LRU cache of per-photo results, so rendering then encoding one photo runs the model once."""
+    """A small LRU cache of per-photo results, so rendering then encoding one photo runs the model once.
+
+    Safe to share between threads (the app's concurrent requests): the table is locked while it is
+    read or changed, not while ``compute`` runs, so two requests for different photos run side by side
+    (two for the same new photo may both compute it; the results are equal).
+    """
 
     def __init__(self, size: int = 4):
         self.size = size
         self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, photo: Image.Image, compute: Callable[[Image.Image], Any]) -> Any:
         key = photo_key(photo)
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
         value = compute(photo)
-        self._items[key] = value
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
         return value
 
 
