@@ -86,7 +86,7 @@ class NaivePatchMatch(PatchMatch):
             offsets, probs = self.select(theta, phi, shift_candidates(offsets, dim))
         return offsets, probs
 
-    def forward(self, theta, phi, exemplar, offsets, generator=None, iterations=None):
+    def forward(self, theta, phi, exemplar, offsets, generator=None, iterations=None, on_iteration=None):
         theta, phi = matching_dtype(theta), matching_dtype(phi)
         offsets = offsets.permute(0, 3, 4, 1, 2).to(theta.dtype)  # the model's seeds → B×2×K×h×w
         hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
@@ -96,6 +96,8 @@ class NaivePatchMatch(PatchMatch):
                 offsets, probs = by_propagation_order(self.propagate_and_select, horizontal_first, theta, phi, offsets)
             hidden, delta = self.update(hidden, probs.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
             offsets = offsets + delta.view_as(offsets).to(offsets.dtype)
+            if on_iteration is not None:
+                on_iteration()
         index = to_indices(offsets)
         weights = F.softmax(per_candidate_scores(theta, phi, index) / self.temperature, dim=1)
         b, _, h, w = exemplar.shape
