@@ -131,6 +131,62 @@ def _suggest(args: argparse.Namespace) -> None:
         print(f"{rank}\t{suggestion.score:.4f}\t{args.exemplars[suggestion.index]}")
 
 
+def _quiet_loading():
+    """diffusers' "Loading pipeline components" bar off while a model loads (one per process would interleave)."""
+    import contextlib
+
+    from diffusers.utils import logging as diffusers_logging
+
+    @contextlib.contextmanager
+    def quiet():
+        diffusers_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            diffusers_logging.enable_progress_bar()
+
+    return quiet()
+
+
+def _translate_dataset(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    from .evaluation import read_pairs, translate_dataset
+    from .pipeline import CoCosNetPipeline
+    from .precision import describe_dtype, resolve_dtype
+
+    import torch
+
+    pairs, bad_rows = read_pairs(args.pairs)  # before any model loads: a bad file costs nothing
+    # CPU processes under a launcher meet through gloo (accelerate's cpu=True); GPUs through NCCL
+    state = PartialState(cpu=not torch.cuda.is_available() or str(args.device or "").startswith("cpu"))
+    device = args.device or ("cpu" if state.device.type == "cpu" else str(state.device))
+    dtype = resolve_dtype(args.dtype, device)
+    with _quiet_loading():
+        pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=dtype).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    if state.is_main_process:
+        print(
+            f"{len(pairs)} pairs on {state.num_processes} process(es), {describe_dtype(dtype, args.dtype, device)} on "
+            f"{device} → {args.output}", file=sys.stderr,
+        )  # fmt: skip
+    summary = translate_dataset(
+        pipe, pairs, args.output, bad_rows=bad_rows, batch_size=args.batch_size, height=args.height, width=args.width,
+        warps=args.warps, progress=not args.quiet, state=state,
+    )  # fmt: skip
+    summaries = gather_object([summary]) if state.num_processes > 1 else [summary]
+    if state.is_main_process:
+        total = summary.merge(summaries)
+        for name, reason in total.failed[:10]:
+            print(f"failed: {name}: {reason}", file=sys.stderr)
+        if len(total.failed) > 10:
+            print(f"… and {len(total.failed) - 10} more failures (see {Path(args.output) / 'manifest.jsonl'})", file=sys.stderr)
+        print(f"translate-dataset: {total.line()}")
+        return 1 if total.failed else 0
+    return 0
+
+
 def _push(args: argparse.Namespace) -> None:
     from .hub import upload_pipeline_folder
     from .model_card import model_card
@@ -238,6 +294,33 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
     suggest.set_defaults(run=_suggest)
 
+    dataset = commands.add_parser(
+        "translate-dataset",
+        help="translate every pair of a PAIRS.csv into a folder (resumable; many GPUs with accelerate launch)",
+        description=(
+            "Translate the pairs of PAIRS.csv (header structure,exemplar,exemplar_structure[,name]; paths relative to "
+            "the CSV's folder or absolute) into OUTPUT/<name>.png (or the row number). Finished images are skipped, so "
+            "a stopped run resumes where it was; each image is written to a temporary file and renamed. Rows that "
+            "cannot be used and pairs that fail are reported and skipped (exit status 1 when any did). "
+            "OUTPUT/manifest.jsonl records every pair's status and seconds. Under `accelerate launch [--num_processes "
+            "N] -m pipeline_cocosnet translate-dataset …` the pairs are split between the processes."
+        ),
+    )
+    dataset.add_argument("--model", required=True, help="pipeline folder or Hugging Face Hub repo id")
+    dataset.add_argument("--pairs", required=True, type=Path, help="the PAIRS.csv")
+    dataset.add_argument("--output", required=True, type=Path, help="folder for the images (and manifest.jsonl)")
+    dataset.add_argument("--batch-size", type=int, default=1, help="pairs per pipeline call (default 1)")
+    dataset.add_argument("--height", type=int, help="working height, a multiple of 32 (default: the model's)")
+    dataset.add_argument("--width", type=int, help="working width, a multiple of 32 (default: the model's)")
+    dataset.add_argument("--warps", action="store_true", help="also write OUTPUT/warps/<name>_level<k>.png")
+    dataset.add_argument("--device", help="default: this process's accelerate device (cuda:N under a launcher, else cpu)")
+    dataset.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+        help="precision (auto: the device's fastest faithful one, as for translate)",
+    )  # fmt: skip
+    dataset.add_argument("--quiet", action="store_true", help="no progress bar")
+    dataset.set_defaults(run=_translate_dataset)
+
     push = commands.add_parser(
         "push",
         help="upload a pipeline folder to the Hugging Face Hub",
@@ -284,11 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except (ValueError, OSError) as error:
         print(f"cocosnet {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":
