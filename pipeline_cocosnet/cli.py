@@ -187,6 +187,24 @@ def _translate_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from .evaluation.evaluate import evaluate, format_result
+
+    results = evaluate(
+        args.generated, args.real, args.metrics, pairs=args.pairs, inception_weights=args.inception_weights,
+        vgg_weights=args.vgg_weights, seed=args.seed, device=args.device, batch_size=args.batch_size,
+        use_cache=not args.no_cache,
+    )  # fmt: skip
+    for metric, result in results.items():
+        print(format_result(metric, result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        summary = {metric: result["value"] for metric, result in results.items()}
+        args.json.write_text(json.dumps({**summary, "details": results}, indent=1) + "\n")
+
+
 def _push(args: argparse.Namespace) -> None:
     from .hub import upload_pipeline_folder
     from .model_card import model_card
@@ -320,6 +338,31 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     dataset.add_argument("--quiet", action="store_true", help="no progress bar")
     dataset.set_defaults(run=_translate_dataset)
+
+    score = commands.add_parser(
+        "evaluate",
+        help="score generated images against real ones: SWD, FID, semantic consistency, style relevance",
+        description=(
+            "Print one line per metric (and with --json a JSON object keyed by metric name). swd: sliced Wasserstein "
+            "distance of Laplacian-pyramid patches (×10³, seeded). fid: Inception-v3 Fréchet distance (needs "
+            "--inception-weights and torch-fidelity). semantic: VGG19 relu3_2/4_2/5_2 cosine similarity with the real "
+            "image of the same name; style: VGG19 relu1_2/2_2 channel mean/std cosine similarity with the exemplar "
+            "named in --pairs (both need --vgg-weights). Images are compared at the first generated image's size. "
+            "What the real folder yields is cached (huggingface_hub's assets cache). docs/evaluation.md has details."
+        ),
+    )
+    score.add_argument("--generated", required=True, type=Path, help="folder of generated images (e.g. translate-dataset's)")
+    score.add_argument("--real", type=Path, help="folder of real images (ground truths named like the generated ones)")
+    score.add_argument("--metrics", nargs="+", default=["swd"], choices=["swd", "fid", "semantic", "style"], help="default: swd")
+    score.add_argument("--pairs", type=Path, help="the PAIRS.csv the images were made from (style: it names the exemplars)")
+    score.add_argument("--inception-weights", type=Path, help="FID's Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth)")
+    score.add_argument("--vgg-weights", type=Path, help="VGG19 weights (torchvision's vgg19 .pth or the research code's vgg19_conv.pth)")
+    score.add_argument("--json", type=Path, help="also write the results here as JSON")
+    score.add_argument("--seed", type=int, default=0, help="SWD's patch positions and directions (default 0)")
+    score.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
+    score.add_argument("--device", help="default: cuda when available, else cpu")
+    score.add_argument("--no-cache", action="store_true", help="do not read or write the real folder's cached features")
+    score.set_defaults(run=_evaluate)
 
     push = commands.add_parser(
         "push",

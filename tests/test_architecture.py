@@ -32,8 +32,9 @@ FORBIDDEN = {
     "model_card": ["app", "training", "cli"],
     "convert": ["app", "training", "cli"],
     "release": ["app", "training", "cli"],
-    "training": ["app", "cli"],
-    "app": ["training"],
+    "training": ["app", "cli", "evaluation"],
+    "evaluation": ["app", "cli"],  # it reads VGG19 through training.vgg
+    "app": ["training", "evaluation"],
     "": ["reference"],  # the reference implementations are for tests and benchmarks only
     "reference": ["processing", "pipeline", "app", "training"],
 }
