@@ -187,6 +187,23 @@ def _translate_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_pairs(args: argparse.Namespace) -> None:
+    from .evaluation import pair_lists
+
+    if args.dataset == "deepfashionhd":
+        if args.root is None or args.list is None or args.refs is None:
+            raise ValueError("deepfashionhd needs --root, --list (test keys) and --refs (target,exemplar lines)")
+        path = pair_lists.deepfashionhd_pairs(args.root, args.list, args.refs, args.output)
+    elif args.dataset == "ade20k":
+        if args.root is None:
+            raise ValueError("ade20k needs --root (the ADEChallengeData2016 folder)")
+        path = pair_lists.ade20k_pairs(args.root, args.output, args.split, args.gallery_split)
+    else:
+        path = pair_lists.scene_pairs(args.output, args.count, args.size)
+    rows = len(path.read_text().splitlines()) - 1
+    print(f"{rows} pairs → {path}")
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     import json
 
@@ -338,6 +355,28 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     dataset.add_argument("--quiet", action="store_true", help="no progress bar")
     dataset.set_defaults(run=_translate_dataset)
+
+    make_pairs = commands.add_parser(
+        "make-pairs",
+        help="write a PAIRS.csv for translate-dataset: DeepFashionHD, ADE20k, or held-out demo scenes",
+        description=(
+            "deepfashionhd: --root, --list (test image keys, img/…jpg per line) and --refs (target,exemplar[,…] per "
+            "line, the research code's retrieval list) → OUTPUT.csv. ade20k: every mask of --split with the photo of "
+            "--gallery-split (default: the same split, never itself) whose class histogram is most similar (cosine) → "
+            "OUTPUT.csv. scenes: --count held-out procedural scenes for the demo model → OUTPUT/ (inputs/, real/, "
+            "pairs.csv). docs/evaluation.md has the rules."
+        ),
+    )
+    make_pairs.add_argument("dataset", choices=["deepfashionhd", "ade20k", "scenes"])
+    make_pairs.add_argument("--output", required=True, type=Path, help="the PAIRS.csv (scenes: a folder)")
+    make_pairs.add_argument("--root", type=Path, help="the dataset's root folder")
+    make_pairs.add_argument("--list", type=Path, help="deepfashionhd: the test keys")
+    make_pairs.add_argument("--refs", type=Path, help="deepfashionhd: the retrieval list")
+    make_pairs.add_argument("--split", default="validation", help="ade20k: the split to translate (default validation)")
+    make_pairs.add_argument("--gallery-split", help="ade20k: where exemplars come from (default: --split)")
+    make_pairs.add_argument("--count", type=int, default=64, help="scenes: how many pairs (default 64)")
+    make_pairs.add_argument("--size", type=int, default=128, help="scenes: side in pixels (default 128)")
+    make_pairs.set_defaults(run=_make_pairs)
 
     score = commands.add_parser(
         "evaluate",

@@ -149,3 +149,50 @@ def test_a_batch_with_a_failing_pair_fails_that_pair_alone(tmp_path):
     assert summary.done == 2 and [name for name, _ in summary.failed] == ["pair01"]
     assert "broken.png" in summary.failed[0][1]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["pair00.png", "pair02.png"]
+
+
+# ---------------------------------------------------------------- PAIRS.csv makers
+
+
+def test_scene_pairs_are_held_out_and_read_back(tmp_path):
+    from pipeline_cocosnet.evaluation.pair_lists import scene_pairs
+
+    csv = scene_pairs(tmp_path / "scenes", count=3, size=64)
+    pairs, bad = read_pairs(csv)
+    assert [p.name for p in pairs] == ["scene0000", "scene0001", "scene0002"] and not bad
+    assert sorted(p.name for p in (tmp_path / "scenes" / "real").iterdir()) == ["scene0000.png", "scene0001.png", "scene0002.png"]
+    with pytest.raises(ValueError, match="held out"):
+        scene_pairs(tmp_path / "x", count=3, seed=10)
+
+
+def test_ade20k_pairs_take_the_most_similar_class_histogram_never_the_image_itself(tmp_path):
+    import numpy as np
+
+    from pipeline_cocosnet.evaluation.pair_lists import ade20k_pairs
+
+    for folder in ("annotations/validation", "images/validation"):
+        (tmp_path / folder).mkdir(parents=True)
+    layouts = {"a": (3, 3, 10), "b": (3, 10, 10), "c": (3, 3, 3), "d": (20, 20, 21)}  # class ids of three stripes
+    for stem, classes in layouts.items():
+        mask = np.repeat(np.array(classes, np.uint8), 8)[:, None].repeat(16, 1)
+        Image.fromarray(mask).save(tmp_path / "annotations/validation" / f"{stem}.png")
+        Image.new("RGB", (16, 24)).save(tmp_path / "images/validation" / f"{stem}.jpg")
+    pairs, _ = read_pairs(ade20k_pairs(tmp_path, tmp_path / "pairs.csv"))
+    chosen = {p.name: p.exemplar.stem for p in pairs}
+    assert chosen == {"a": "c", "b": "a", "c": "a", "d": "a"}  # d shares no class: the first by name (all 0)
+
+
+def test_deepfashionhd_pairs_follow_the_retrieval_list(tmp_path):
+    from pipeline_cocosnet.evaluation.pair_lists import deepfashionhd_pairs
+
+    for key in ("WOMEN/Dresses/id_1/01_1_front", "WOMEN/Dresses/id_1/02_2_side", "MEN/Tees/id_9/01_1_front"):
+        (tmp_path / "img" / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pose" / key).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "img" / f"{key}.jpg")
+        for part in ("candidate", "subset"):
+            (tmp_path / "pose" / f"{key}_{part}.txt").write_text("0")
+    (tmp_path / "test.txt").write_text("img/WOMEN/Dresses/id_1/01_1_front.jpg\nimg/MEN/Tees/id_9/01_1_front.jpg\n")
+    (tmp_path / "refs.txt").write_text("img/WOMEN/Dresses/id_1/01_1_front.jpg,img/WOMEN/Dresses/id_1/02_2_side.jpg\n")
+    pairs, _ = read_pairs(deepfashionhd_pairs(tmp_path, tmp_path / "test.txt", tmp_path / "refs.txt", tmp_path / "pairs.csv"))
+    assert [p.name for p in pairs] == ["WOMEN_Dresses_id_1_01_1_front"]  # the MEN key has no exemplar listed
+    assert pairs[0].structure.name == "01_1_front_candidate.txt" and pairs[0].exemplar.name == "02_2_side.jpg"
