@@ -317,13 +317,14 @@ class CoCosNetPipeline(DiffusionPipeline):
         callback_on_level_end: LevelCallback | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         patchmatch_iterations: int | None = None,
+        is_interrupted: Callable[[], bool] | None = None,
     ) -> None:
         """Check the arguments of :meth:`__call__` before any work; raises ``ValueError`` naming the problem.
 
         Only checks (inputs are read and encoded later, where their own errors name them): the
         required inputs, batch lengths (one exemplar for all structures or one each; likewise
         exemplar structures; one generator or one per structure), whether the exemplar's structure
-        can be extracted when it is omitted, the output type, the callback and the iteration count.
+        can be extracted when it is omitted, the output type, the callback, the iteration count and the interrupt check.
         """
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
@@ -352,6 +353,8 @@ class CoCosNetPipeline(DiffusionPipeline):
             isinstance(patchmatch_iterations, bool) or not isinstance(patchmatch_iterations, int) or patchmatch_iterations < 1
         ):
             raise ValueError(f"patchmatch_iterations must be a whole number ≥ 1, got {patchmatch_iterations!r}")
+        if is_interrupted is not None and not callable(is_interrupted):
+            raise ValueError(f"is_interrupted must be callable with no arguments (e.g. event.is_set), got {type(is_interrupted).__name__}")
         if callback_on_level_end is not None and not callable(callback_on_level_end):
             raise ValueError(
                 f"callback_on_level_end must be callable as (pipe, level, warp), got {type(callback_on_level_end).__name__}"
@@ -541,8 +544,9 @@ class CoCosNetPipeline(DiffusionPipeline):
             level, coarsest first, in the same output type, or ``None``.
         """
         self.check_inputs(
-            structure, exemplar, exemplar_structure, output_type, callback_on_level_end, generator, patchmatch_iterations
-        )
+            structure, exemplar, exemplar_structure, output_type, callback_on_level_end, generator, patchmatch_iterations,
+            is_interrupted,
+        )  # fmt: skip
         self._interrupt = False
         structures, exemplars, exemplar_structures = self._batch_inputs(structure, exemplar, exemplar_structure)
         size = self._working_size(height, width, structures)

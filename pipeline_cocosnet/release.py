@@ -99,7 +99,8 @@ def cache_root() -> Path:
         return Path(os.environ["COCOSNET_CACHE"]).expanduser()
     from huggingface_hub import cached_assets_path, constants
 
-    root = cached_assets_path(library_name="pipeline_cocosnet", namespace="release", subfolder="cache")
+    # assets_dir read now: cached_assets_path's own default is the value at its module's first import
+    root = cached_assets_path(library_name="pipeline_cocosnet", namespace="release", subfolder="cache", assets_dir=constants.HF_ASSETS_CACHE)
     _migrate_legacy_cache(Path(constants.HF_HOME).expanduser() / "cocosnet", root)
     return root
 

@@ -70,11 +70,12 @@ def _batches(paths: Sequence[Path], size: tuple[int, int], batch_size: int) -> I
 
 def _cache_file(kind: str, paths: Sequence[Path], settings: dict[str, Any]) -> Path:
     """Where what ``paths`` yields for ``kind`` under ``settings`` is kept (keyed by the files' names, sizes, mtimes)."""
-    from huggingface_hub import cached_assets_path
+    from huggingface_hub import cached_assets_path, constants
 
     identity = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
     key = hashlib.sha1(json.dumps([kind, str(paths[0].parent.resolve()), identity, settings], sort_keys=True).encode()).hexdigest()[:20]
-    return cached_assets_path(library_name="pipeline_cocosnet", namespace="evaluation", subfolder=kind) / f"{key}.npz"
+    folder = cached_assets_path(library_name="pipeline_cocosnet", namespace="evaluation", subfolder=kind, assets_dir=constants.HF_ASSETS_CACHE)
+    return folder / f"{key}.npz"
 
 
 def _cached(kind: str, paths: Sequence[Path], settings: dict[str, Any], compute: Callable[[], list[np.ndarray]], use_cache: bool) -> list[np.ndarray]:
