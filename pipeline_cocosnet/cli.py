@@ -72,6 +72,15 @@ def _fetch_release(args: argparse.Namespace) -> None:
         print(f"pushed to {push_folder(folder, args.push, private=args.private, token=args.token)}")
 
 
+def _check_files(**files) -> None:
+    """``FileNotFoundError`` (exit 2, one line) for the first given input file that does not exist: said before any
+    model loads, so a typo costs nothing."""
+    for what, values in files.items():
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            if value is not None and not Path(value).expanduser().is_file():
+                raise FileNotFoundError(f"no such {what.replace('_', ' ')} file: {value}")
+
+
 def _structure_arg(value: str | None):
     """A structure file: .npy label arrays are loaded, everything else goes to the task's encoder."""
     if value is None or not value.endswith(".npy"):
@@ -82,6 +91,7 @@ def _structure_arg(value: str | None):
 
 
 def _translate(args: argparse.Namespace) -> None:
+    _check_files(structure=args.structure, exemplar=args.exemplar, exemplar_structure=args.exemplar_structure)
     import torch
 
     from .pipeline import CoCosNetPipeline
@@ -113,10 +123,11 @@ def _translate(args: argparse.Namespace) -> None:
 
 
 def _suggest(args: argparse.Namespace) -> None:
-    from .pipeline import CoCosNetPipeline
-
     if args.exemplar_structures and len(args.exemplar_structures) != len(args.exemplars):
         raise ValueError(f"got {len(args.exemplars)} exemplars but {len(args.exemplar_structures)} exemplar structures")
+    _check_files(structure=args.structure, exemplar=args.exemplars, exemplar_structure=args.exemplar_structures)
+    from .pipeline import CoCosNetPipeline
+
     pipe = CoCosNetPipeline.from_pretrained(args.model).to(args.device)
     structures = [_structure_arg(s) for s in args.exemplar_structures] if args.exemplar_structures else None
     suggestions = pipe.suggest_exemplars(

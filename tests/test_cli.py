@@ -127,3 +127,25 @@ def test_push_offline_fails_clearly(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "offline" in result.stderr.lower()
+
+
+def test_help_imports_neither_torch_nor_diffusers():
+    code = (
+        "import sys\n"
+        "from pipeline_cocosnet.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'numba', 'gradio') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"  # `cocosnet --help` starts in a few hundredths of a second
+
+
+def test_a_missing_input_file_is_reported_before_any_model_loads(tmp_path):
+    exemplar = tmp_path / "exemplar.png"
+    Image.new("RGB", (8, 8)).save(exemplar)
+    result = cocosnet(  # the model does not exist either: the input is checked first
+        "translate", "--model", str(tmp_path / "no-model"), "--structure", str(tmp_path / "pose.json"),
+        "--exemplar", str(exemplar), "--out", str(tmp_path / "out.png"),
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip() == f"cocosnet translate: error: no such structure file: {tmp_path / 'pose.json'}"
