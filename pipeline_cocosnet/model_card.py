@@ -94,10 +94,20 @@ package `pipeline_cocosnet`.
 ## Usage
 
 ```python
+# pip install pipeline_cocosnet
 from pipeline_cocosnet import CoCosNetPipeline
 
 pipe = CoCosNetPipeline.from_pretrained("REPO_OR_FOLDER")
 image = pipe(structure, exemplar).images[0]
+```
+
+diffusers' generic loader works too (`cocosnet_pipeline.py` beside `model_index.json` only imports
+the package above):
+
+```python
+from diffusers import DiffusionPipeline
+
+pipe = DiffusionPipeline.from_pretrained("REPO_OR_FOLDER", trust_remote_code=True)
 ```
 
 ## Citation

@@ -69,6 +69,35 @@ EXAMPLE_DOC_STRING = """
 """
 
 
+#: the module saved beside ``model_index.json`` (whose ``_class_name`` becomes ``[HUB_MODULE, "CoCosNetPipeline"]``), the
+#: way diffusers' Hub-hosted custom pipelines name their class, so that the Hub's generic snippet
+#: ``DiffusionPipeline.from_pretrained(repo, trust_remote_code=True)`` loads a saved folder; it only imports this package
+HUB_MODULE = "cocosnet_pipeline"
+HUB_MODULE_SOURCE = '''"""Loads this folder with the pipeline_cocosnet package (pip install pipeline_cocosnet).
+
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained("REPO_OR_FOLDER", trust_remote_code=True)
+
+or, without running this file: ``from pipeline_cocosnet import CoCosNetPipeline; CoCosNetPipeline.from_pretrained(...)``.
+"""
+
+from pipeline_cocosnet import CoCosNetPipeline
+
+__all__ = ["CoCosNetPipeline"]
+'''
+
+
+def _make_generic_loadable(folder: Path) -> None:
+    """Name our class in ``folder/model_index.json`` as [module, class] and write that module (see :data:`HUB_MODULE`)."""
+    import json
+
+    index_file = folder / "model_index.json"
+    index = json.loads(index_file.read_text())
+    index["_class_name"] = [HUB_MODULE, CoCosNetPipeline.__name__]
+    index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    (folder / f"{HUB_MODULE}.py").write_text(HUB_MODULE_SOURCE)
+
+
 class PipelineInterrupted(RuntimeError):
     """A :class:`CoCosNetPipeline` call stopped early (``pipe.interrupt`` or its ``is_interrupted`` said so)."""
 
@@ -131,6 +160,17 @@ class CoCosNetPipeline(DiffusionPipeline):
         """Set ``pipe._interrupt = True`` (e.g. in ``callback_on_level_end``) to stop the running call at the
         next PatchMatch iteration or level (it raises :class:`PipelineInterrupted`); reset when a call starts."""
         return getattr(self, "_interrupt", False)
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict[str, Any]:
+        """diffusers' reader of ``model_index.json``, with our saved ``_class_name`` ``[HUB_MODULE, "CoCosNetPipeline"]``
+        read as this class: ``CoCosNetPipeline.from_pretrained`` never runs code from the folder (only
+        ``DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`` goes through :data:`HUB_MODULE`)."""
+        config = super()._dict_from_json_file(json_file)
+        name = config.get("_class_name")
+        if isinstance(name, (list, tuple)) and len(name) == 2 and name[1] == cls.__name__:
+            config["_class_name"] = cls.__name__
+        return config
 
     def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: torch.device | str | None = None) -> None:
         """Not supported: the fused SPADE and ConvGRU layers read their child convolutions' weights
@@ -238,6 +278,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         hub = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "private", "token", "create_pr") if key in kwargs}
         self._register_encoder_options()  # options set on the encoder since it was assigned
         super().save_pretrained(save_directory, push_to_hub=False, **kwargs)
+        _make_generic_loadable(Path(save_directory))
         model_card(self).save(Path(save_directory) / "README.md")
         if push_to_hub:
             upload_pipeline_folder(save_directory, hub.pop("repo_id", Path(save_directory).resolve().name), **hub)

@@ -78,9 +78,10 @@ def test_translate_with_the_converted_checkpoint(tmp_path):
 
 def test_translate_reports_bad_input_without_a_traceback(tmp_path):
     model = converted_model(tmp_path)
+    Image.new("RGB", (32, 48)).save(tmp_path / "exemplar.png")
     result = cocosnet(
         "translate", "--model", str(model), "--structure", str(POSES / "full_candidate.txt"),
-        "--exemplar", str(tmp_path / "missing.png"), "--exemplar-structure", str(POSES / "full_candidate.txt"),
+        "--exemplar", str(tmp_path / "exemplar.png"), "--exemplar-structure", str(POSES / "full_candidate.txt"),
         "--out", str(tmp_path / "result.png"), "--height", "100",
     )  # fmt: skip
     assert result.returncode == 2
@@ -111,7 +112,7 @@ def test_push_uploads_the_folder_as_it_is_variants_included(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     uploaded = [
-        "README.md", "correspondence/config.json", "correspondence/diffusion_pytorch_model.fp16.safetensors",
+        "README.md", "cocosnet_pipeline.py", "correspondence/config.json", "correspondence/diffusion_pytorch_model.fp16.safetensors",
         "correspondence/diffusion_pytorch_model.safetensors", "model_index.json", "translator/config.json",
         "translator/diffusion_pytorch_model.fp16.safetensors", "translator/diffusion_pytorch_model.safetensors",
     ]  # fmt: skip

@@ -298,7 +298,7 @@ def test_push_uploads_every_variant_but_not_the_cache_stamp(release_zip, cache, 
     assert main([*args, "--push", "someone/cocosnet-deepfashionhd", "--quiet"]) == 0
     assert "pushed to someone/cocosnet-deepfashionhd" in capsys.readouterr().out
     assert uploaded["files"] == [
-        "README.md", "correspondence/config.json", "correspondence/diffusion_pytorch_model.fp16.safetensors",
+        "README.md", "cocosnet_pipeline.py", "correspondence/config.json", "correspondence/diffusion_pytorch_model.fp16.safetensors",
         "correspondence/diffusion_pytorch_model.safetensors", "model_index.json", "translator/config.json",
         "translator/diffusion_pytorch_model.fp16.safetensors", "translator/diffusion_pytorch_model.safetensors",
     ]  # fmt: skip

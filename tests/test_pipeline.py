@@ -152,7 +152,7 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path, pipe, inputs
     pipe.save_pretrained(tmp_path)
     assert (tmp_path / "correspondence" / "diffusion_pytorch_model.safetensors").is_file()
     index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["_class_name"] == "CoCosNetPipeline" and index["resolution"] == [64, 64]
+    assert index["_class_name"] == ["cocosnet_pipeline", "CoCosNetPipeline"] and index["resolution"] == [64, 64]
     loaded = CoCosNetPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
     assert torch.equal(call(loaded, inputs, output_type="pt").images, call(pipe, inputs, output_type="pt").images)

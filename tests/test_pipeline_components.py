@@ -74,6 +74,25 @@ def test_push_to_hub_uploads_weights_index_and_our_model_card(fake_hub):
     assert "library_name: pipeline_cocosnet" in fake_hub["card"] and "license: other" in fake_hub["card"]
 
 
+def test_a_saved_folder_loads_through_diffusers_generic_entry_point(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    pipe = tiny_pipeline("pose-to-body", channels=20)
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["_class_name"] == ["cocosnet_pipeline", "CoCosNetPipeline"]  # as Hub-hosted custom pipelines do
+    generic = DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
+    assert type(generic) is CoCosNetPipeline and generic.config.task == "pose-to-body"
+    assert all(torch.equal(a, b) for a, b in zip(generic.translator.state_dict().values(), pipe.translator.state_dict().values()))
+    assert "trust_remote_code=True" in (tmp_path / "README.md").read_text()
+
+
+def test_our_own_loader_never_runs_the_folders_module(tmp_path):
+    tiny_pipeline().save_pretrained(tmp_path)
+    (tmp_path / "cocosnet_pipeline.py").write_text("raise SystemExit('this file must not run')\n")
+    assert type(CoCosNetPipeline.from_pretrained(tmp_path)) is CoCosNetPipeline
+
+
 def test_the_model_card_parses_with_huggingface_hub_and_carries_the_metadata(tmp_path):
     from huggingface_hub import ModelCard
 
