@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 
+#: what --model takes (pipeline_cocosnet/weights.py resolves it)
+MODEL_HELP = ("pipeline folder, Hugging Face Hub repo id, release:deepfashionhd (the published checkpoint, downloaded and converted once), the research code's checkpoint folder (converted once), or demo")
+
+
 def _print_notes(caught: list) -> None:
     """Warnings recorded while converting: the reader's notes (e.g. archive entries it ignored) as one line each."""
     import warnings
@@ -94,11 +98,11 @@ def _translate(args: argparse.Namespace) -> None:
     _check_files(structure=args.structure, exemplar=args.exemplar, exemplar_structure=args.exemplar_structure)
     import torch
 
-    from .pipeline import CoCosNetPipeline
     from .precision import describe_dtype, resolve_dtype
+    from .weights import load_pipeline
 
     dtype = resolve_dtype(args.dtype, args.device)
-    pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=dtype).to(args.device)
+    pipe = load_pipeline(args.model, dtype=dtype, progress=not args.quiet).to(args.device)
     if not args.quiet:  # said once the model is there: a failed load stays a one-line error
         print(f"running in {describe_dtype(dtype, args.dtype, args.device)} on {args.device}", file=sys.stderr)
     pipe.set_progress_bar_config(disable=args.quiet)
@@ -126,9 +130,9 @@ def _suggest(args: argparse.Namespace) -> None:
     if args.exemplar_structures and len(args.exemplar_structures) != len(args.exemplars):
         raise ValueError(f"got {len(args.exemplars)} exemplars but {len(args.exemplar_structures)} exemplar structures")
     _check_files(structure=args.structure, exemplar=args.exemplars, exemplar_structure=args.exemplar_structures)
-    from .pipeline import CoCosNetPipeline
+    from .weights import load_pipeline
 
-    pipe = CoCosNetPipeline.from_pretrained(args.model).to(args.device)
+    pipe = load_pipeline(args.model).to(args.device)
     structures = [_structure_arg(s) for s in args.exemplar_structures] if args.exemplar_structures else None
     suggestions = pipe.suggest_exemplars(
         _structure_arg(args.structure),
@@ -164,8 +168,8 @@ def _translate_dataset(args: argparse.Namespace) -> int:
     from accelerate.utils import gather_object
 
     from .evaluation import read_pairs, translate_dataset
-    from .pipeline import CoCosNetPipeline
     from .precision import describe_dtype, resolve_dtype
+    from .weights import load_pipeline
 
     import torch
 
@@ -175,7 +179,7 @@ def _translate_dataset(args: argparse.Namespace) -> int:
     device = args.device or ("cpu" if state.device.type == "cpu" else str(state.device))
     dtype = resolve_dtype(args.dtype, device)
     with _quiet_loading():
-        pipe = CoCosNetPipeline.from_pretrained(args.model, dtype=dtype).to(device)
+        pipe = load_pipeline(args.model, dtype=dtype, progress=False).to(device)
     pipe.set_progress_bar_config(disable=True)
     if state.is_main_process:
         print(
@@ -300,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
             "face photo (edge-to-face), or a .npy label array (Cl×H×W in [0, 1]) for any model."
         ),
     )
-    translate.add_argument("--model", required=True, help="pipeline folder or Hugging Face Hub repo id")
+    translate.add_argument("--model", required=True, help=MODEL_HELP)
     translate.add_argument("--structure", required=True, help="the structure to synthesise")
     translate.add_argument("--exemplar", required=True, type=Path, help="the photo whose appearance to use")
     translate.add_argument(
@@ -330,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
             "masks: a segmentation model, edges: the edge extractor)."
         ),
     )
-    suggest.add_argument("--model", required=True, help="pipeline folder or Hugging Face Hub repo id")
+    suggest.add_argument("--model", required=True, help=MODEL_HELP)
     suggest.add_argument("--structure", required=True, help="the structure (same forms as for translate)")
     suggest.add_argument("--exemplars", required=True, nargs="+", type=Path, help="the gallery photos")
     suggest.add_argument("--exemplar-structures", nargs="+", help="their structures, in the same order (optional)")
@@ -352,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
             "N] -m pipeline_cocosnet translate-dataset …` the pairs are split between the processes."
         ),
     )
-    dataset.add_argument("--model", required=True, help="pipeline folder or Hugging Face Hub repo id")
+    dataset.add_argument("--model", required=True, help=MODEL_HELP)
     dataset.add_argument("--pairs", required=True, type=Path, help="the PAIRS.csv")
     dataset.add_argument("--output", required=True, type=Path, help="folder for the images (and manifest.jsonl)")
     dataset.add_argument("--batch-size", type=int, default=1, help="pairs per pipeline call (default 1)")

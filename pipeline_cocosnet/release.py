@@ -238,8 +238,8 @@ def _download_google_drive(url: str, destination: Path, *, progress: bool, attem
         import gdown
     except ImportError:
         raise ReleaseError(
-            f"downloading {url} (Google Drive) needs gdown: pip install \"pipeline_cocosnet[release]\", or pass a "
-            f"plain http(s) mirror with --url"
+            f"downloading {url} (Google Drive) needs gdown: pip install \"pipeline_cocosnet[release]\", or use a plain "
+            f"http(s) mirror (fetch-release --url, or COCOSNET_RELEASE_URL_<NAME>)"
         ) from None
     failure: Exception | None = None
     for _ in range(attempts):

@@ -259,11 +259,11 @@ def test_a_tab_whose_weights_are_loading_does_not_hold_up_the_other_tabs(server,
     loading, release = threading.Event(), threading.Event()
     load = store._load
 
-    def slow_load(source, is_local):
+    def slow_load(source):
         if source == store.config.sources["pose-to-body"]:
             loading.set()
             release.wait(60)  # e.g. `release:deepfashionhd` downloading for minutes
-        return load(source, is_local)
+        return load(source)
 
     monkeypatch.setattr(store, "_loaded", {})
     monkeypatch.setattr(store, "_load", slow_load)

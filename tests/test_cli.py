@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -14,10 +15,13 @@ from pipeline_cocosnet import CoCosNetCorrespondence, CoCosNetTranslator
 from .conftest import FIXTURES, PARITY
 
 POSES = FIXTURES / "pose"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def cocosnet(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline_cocosnet", *args], capture_output=True, text=True, timeout=300)
+def cocosnet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline_cocosnet", *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 def test_help_lists_the_commands():
@@ -150,3 +154,19 @@ def test_a_missing_input_file_is_reported_before_any_model_loads(tmp_path):
         "--exemplar", str(exemplar), "--out", str(tmp_path / "out.png"),
     )  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip() == f"cocosnet translate: error: no such structure file: {tmp_path / 'pose.json'}"
+
+
+def test_translate_takes_release_names_and_research_checkpoint_folders(tmp_path):
+    from .release_files import write_release_checkpoints
+
+    pose = ROOT / "examples" / "pose-to-body"
+    inputs = ("--structure", str(pose / "standing.json"), "--exemplar", str(pose / "mannequin_waving.png"),
+              "--exemplar-structure", str(pose / "waving.json"), "--quiet", "--height", "64", "--width", "64")  # fmt: skip
+    env = {"COCOSNET_CACHE": str(tmp_path / "cache"), "COCOSNET_RELEASE_URL_DEEPFASHIONHD": "http://127.0.0.1:9/release.zip"}
+    offline = cocosnet("translate", "--model", "release:deepfashionhd", *inputs, "--out", str(tmp_path / "a.png"), env=env)
+    assert offline.returncode == 2 and offline.stderr.count("\n") == 1 and "Traceback" not in offline.stderr
+    assert "cannot download http://127.0.0.1:9/release.zip" in offline.stderr and "--archive FILE.zip" in offline.stderr
+    folder = write_release_checkpoints(tmp_path / "checkpoints" / "deepfashionHD")
+    converted = cocosnet("translate", "--model", str(folder), *inputs, "--out", str(tmp_path / "b.png"), env=env)
+    assert converted.returncode == 0, converted.stderr
+    assert Image.open(tmp_path / "b.png").size == (64, 64) and list((tmp_path / "cache" / "converted").iterdir())

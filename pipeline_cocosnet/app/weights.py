@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX
+from ..weights import RELEASE_PREFIX
 
 __all__ = [
     "TASKS",
@@ -43,8 +44,6 @@ MODEL_TASK = {"mask-to-image": "mask-to-image", "edge-to-face": "edge-to-face", 
 #: the name ``CoCosNetPipeline.from_pretrained`` loads the packaged procedural-scene model with, and how
 #: that model's origin note starts (one set of constants: pipeline_cocosnet/demo_model.py)
 DEMO_WEIGHTS, DEMO_NOTE = DEMO_MODEL, DEMO_ORIGIN_PREFIX
-#: ``release:NAME`` weights: fetch and convert the published release on first use
-RELEASE_PREFIX = "release:"
 
 #: how to get weights for each tab, appended to every "missing weights" message
 HOW_TO_GET = {
@@ -255,7 +254,7 @@ class PipelineStore:
             with self._lock:
                 pipe = self._loaded.get(source)
             if pipe is None:
-                pipe = self._load(source, is_local)
+                pipe = self._load(source)
                 with self._lock:
                     self._loaded[source] = pipe
             if isinstance(pipe, Exception) and is_release:
@@ -279,18 +278,18 @@ class PipelineStore:
             )
         return pipe
 
-    def _load(self, source: str, is_local: bool):
+    def _load(self, source: str):
         """The pipeline at ``source`` on the configured device, or the exception that loading raised."""
         import torch
 
-        from ..pipeline import CoCosNetPipeline
+        from ..weights import load_pipeline
 
         kwargs = {"dtype": self.dtype} if self.dtype is not None else {}
         device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pipe = CoCosNetPipeline.from_pretrained(_pipeline_location(source, is_local), **kwargs)
+                pipe = load_pipeline(source, **kwargs)
             return pipe.to(device)
         except Exception as error:  # noqa: BLE001 - any load failure becomes the tab's explanation
             return error
@@ -300,16 +299,3 @@ def _is_checkpoint_folder(source: str) -> bool:
     from ..release import is_checkpoint_folder
 
     return is_checkpoint_folder(Path(source).expanduser())
-
-
-def _pipeline_location(source: str, is_local: bool) -> str:
-    """What ``from_pretrained`` loads for ``source``: ``release:NAME`` and research-code checkpoint
-    folders are first converted into a pipeline folder (once; cached on disk, see
-    :func:`pipeline_cocosnet.release.convert_once`)."""
-    from .. import release
-
-    if source.startswith(RELEASE_PREFIX):
-        return str(release.fetch_release(source[len(RELEASE_PREFIX) :]))
-    if is_local and _is_checkpoint_folder(source):
-        return str(release.converted_checkpoint_folder(Path(source).expanduser()))
-    return str(Path(source).expanduser()) if is_local else source
