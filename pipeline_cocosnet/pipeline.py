@@ -87,6 +87,11 @@ __all__ = ["CoCosNetPipeline"]
 '''
 
 
+def _item(what: str, index: int, count: int) -> str:
+    """How an input is named in errors: ``"structure"`` alone, ``"structure 2 of 4"`` in a batch."""
+    return what if count == 1 else f"{what} {index + 1} of {count}"
+
+
 def _make_generic_loadable(folder: Path) -> None:
     """Name our class in ``folder/model_index.json`` as [module, class] and write that module (see :data:`HUB_MODULE`)."""
     import json
@@ -347,7 +352,10 @@ class CoCosNetPipeline(DiffusionPipeline):
                 f"{what}: this pipeline has no task set, so it takes only encoded label tensors "
                 f"({self.label_channels}×H×W in [0, 1])"
             )
-        return encoder.encode(structure, size, dtype=dtype)
+        try:
+            return encoder.encode(structure, size, dtype=dtype)
+        except StructureError as error:  # say which input it was (the encoder does not know)
+            raise StructureError(f"{what}: {error}") from None
 
     def check_inputs(
         self,
@@ -594,7 +602,7 @@ class CoCosNetPipeline(DiffusionPipeline):
         encoder = self.structure_encoder
         prepare = encoder.prepare_exemplar if encoder is not None else None
 
-        labels = [self._encode_structure(s, size, f"structure[{i}]") for i, s in enumerate(structures)]
+        labels = [self._encode_structure(s, size, _item("structure", i, len(structures))) for i, s in enumerate(structures)]
         exemplar_tensors = [
             self.image_processor.preprocess(e, size, prepare, f"exemplar[{i}]", self._input_dtype)
             for i, e in enumerate(exemplars)
@@ -602,7 +610,8 @@ class CoCosNetPipeline(DiffusionPipeline):
         if exemplar_structures is None:
             exemplar_structures = [self._exemplar_structure_from_photo(e, i) for i, e in enumerate(exemplars)]
         exemplar_labels = [
-            self._encode_structure(s, size, f"exemplar_structure[{i}]") for i, s in enumerate(exemplar_structures)
+            self._encode_structure(s, size, _item("exemplar structure", i, len(exemplar_structures)))
+            for i, s in enumerate(exemplar_structures)
         ]
 
         device, dtype = self._execution_device, self.correspondence.dtype

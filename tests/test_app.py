@@ -403,6 +403,12 @@ def test_browser_switches_tabs_and_translates_an_example(server, tmp_path, chrom
             factor = -(-DISPLAY_SIDE // SIZE)  # shown enlarged by a whole factor
             assert result.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [SIZE * factor, SIZE * factor]
             assert page.locator("#pose-to-body-warps img").count() == 4
+            gallery_box = page.locator("#pose-to-body-warps").bounding_box()
+            for k in range(4):  # every warp whole inside the gallery (a fixed height cropped them), captions shown
+                box = page.locator("#pose-to-body-warps img").nth(k).bounding_box()
+                assert box["y"] >= gallery_box["y"] - 1 and box["y"] + box["height"] <= gallery_box["y"] + gallery_box["height"] + 1
+            caption = page.locator("#pose-to-body-warps").get_by_text(f"warped exemplar {SIZE}×{SIZE}").first
+            assert caption.is_visible()
             page.screenshot(path=str(tmp_path / "pose_result.png"), full_page=True)
             # mask-to-image: an example loads into the mask editor and translates
             page.get_by_role("tab", name="Mask → image").click()
@@ -425,3 +431,26 @@ def test_browser_switches_tabs_and_translates_an_example(server, tmp_path, chrom
         assert grey.std() > 5, "the result is (nearly) constant"
         between = sum((mask == c).sum() * (grey[mask == c].mean() - grey.mean()) ** 2 for c in np.unique(mask)) / grey.size
         assert between / grey.var() > 0.2, "the result's regions do not follow the mask"
+
+
+@pytest.mark.browser
+def test_browser_gallery_clicks_fill_the_exemplar_on_every_tab(server, tmp_path, chromium):
+    playwright, executable = chromium
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.goto(server[0])
+            for task, title in (("mask-to-image", "Mask → image"), ("edge-to-face", "Edges → face"),
+                                ("pose-to-body", "Pose → body"), ("oil-portrait", "Oil portrait")):  # fmt: skip
+                page.get_by_role("tab", name=title).click()
+                page.locator(f"#{task}-gallery img").first.click()
+                page.wait_for_function(
+                    f"() => {{ const i = document.querySelector('#{task}-exemplar img'); return i && i.complete && i.naturalWidth > 0; }}",
+                    timeout=30_000,
+                )
+                page.wait_for_timeout(300)
+                assert "Error" not in page.locator(f"#{task}-exemplar").inner_text(), task  # no red badge in the box
+                page.screenshot(path=str(tmp_path / f"gallery_{task}.png"))
+        finally:
+            browser.close()

@@ -215,7 +215,9 @@ def test_cli_hub_failures_are_one_line_exit_2(tmp_path):
     run = _cli("push", str(folder), "someone/cocosnet-test", "--token", "hf_invalid", env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"})
     assert run.returncode == 2 and len(_messages(run.stderr)) == 1, run.stderr
     assert "cannot push to someone/cocosnet-test: cannot reach the Hugging Face Hub" in run.stderr
-    run = _cli("translate", "--model", "weights/deepfashionhd", "--structure", "x", "--exemplar", "y", "--out", str(tmp_path / "o.png"))
+    for name in ("x.png", "y.png"):  # inputs that exist: they are checked before the model
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    run = _cli("translate", "--model", "weights/deepfashionhd", "--structure", str(tmp_path / "x.png"), "--exemplar", str(tmp_path / "y.png"), "--out", str(tmp_path / "o.png"))
     assert run.returncode == 2 and len(_messages(run.stderr)) == 1, run.stderr
     assert "no such folder: weights/deepfashionhd" in run.stderr and "hf download weights/deepfashionhd" in run.stderr
 
@@ -241,6 +243,21 @@ def test_optional_inputs_are_optional_in_the_api(client):
     }
     assert {"exemplar_mask"} <= optional["/mask_to_image"] and "exemplar" not in optional["/mask_to_image"]
     assert {"pose_photo", "exemplar_pose_file"} <= optional["/pose_to_body"] and "exemplar" not in optional["/pose_to_body"]
+
+
+def test_api_outputs_have_short_names(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ("/mask_to_image", "/edge_to_face", "/pose_to_body", "/oil_portrait"):
+        assert [r["label"] for r in endpoints[name]["returns"]] == ["Result", "Warps", "Structure as read", "Exemplar structure", "Download"]
+
+
+def test_error_popups_show_code_as_quotes_not_backticks():
+    import gradio as gr
+
+    from pipeline_cocosnet.app.ui import _user_error
+
+    error = _user_error(gr.Error("no weights: run `cocosnet fetch-release deepfashionhd` first"), "pose-to-body")
+    assert error.message == "no weights: run ‘cocosnet fetch-release deepfashionhd’ first"
 
 
 def test_mcp_schema_lists_the_four_tools(server):

@@ -12,6 +12,7 @@ import contextvars
 import logging
 import math
 import queue
+import re
 import tempfile
 import threading
 import warnings
@@ -101,7 +102,11 @@ def _gpu(fn: Callable) -> Callable:
 
 
 def _user_error(error: gr.Error, task: str) -> gr.Error:
-    """Log a user's mistake as one line (no traceback; those are for unexpected exceptions) and return it."""
+    """Log a user's mistake as one line (no traceback; those are for unexpected exceptions) and return it.
+
+    Markdown code spans become quotes: the popup shows plain text, where backticks would show as they are.
+    """
+    error.message = re.sub(r"`([^`]+)`", r"‘\1’", str(error.message))
     error.print_exception = False
     _log.warning("%s: user error: %s", task, " ".join(str(error.message).split()))
     return error
@@ -490,18 +495,22 @@ def build_demo(
 
     def result_column(task: str):
         with gr.Column():
+            # short labels: they name the endpoint's outputs in the API docs and for MCP clients
             result = gr.Image(
-                label=f"Result (enlarged to at least {DISPLAY_SIDE} px for display; the download below has the true size)",
-                type="pil", format="png", interactive=False, buttons=["fullscreen"], elem_id=f"{task}-result",
+                label="Result", type="pil", format="png", interactive=False, buttons=["fullscreen"], elem_id=f"{task}-result",
             )
-            warps = gr.Gallery(
-                label="Warped exemplar per level (what the correspondence found)", columns=4, height=240,
-                object_fit="contain", format="png", interactive=False, elem_id=f"{task}-warps",
+            gr.Markdown(
+                f"Shown enlarged to at least {DISPLAY_SIDE} px; the download below has the model's true size. The warps "
+                "are the exemplar as the correspondence placed it, coarsest level first.", elem_classes=["cocosnet-note"],
+            )  # fmt: skip
+            warps = gr.Gallery(  # height "auto": every square warp whole, with its caption, at any page width
+                label="Warps", columns=4, height="auto", object_fit="contain", format="png", interactive=False,
+                allow_preview=True, elem_id=f"{task}-warps",
             )
             with gr.Row():
-                structure_view = gr.Image(label="Structure as the model reads it", type="pil", format="png", interactive=False)
+                structure_view = gr.Image(label="Structure as read", type="pil", format="png", interactive=False)
                 exemplar_view = gr.Image(label="Exemplar structure", type="pil", format="png", interactive=False)
-            download = gr.File(label="Result at its true resolution (PNG)", interactive=False, elem_id=f"{task}-download")
+            download = gr.File(label="Download", interactive=False, elem_id=f"{task}-download")
         return [result, warps, structure_view, exemplar_view, download]
 
     def exemplar_gallery(task: str, targets: list[gr.components.Component]):
@@ -520,7 +529,8 @@ def build_demo(
             values = [entry["exemplar"], entry.get("exemplar_structure")]
             if task == "pose-to-body" and values[1]:
                 values[1] = [values[1]]
-            return values[: len(targets)]
+            # one output component takes the value itself (a one-element list put an "Error" badge in the box)
+            return values[0] if len(targets) == 1 else values[: len(targets)]
 
         gallery.select(pick, None, targets, api_visibility="private")
         button = gr.Button("Suggest exemplar", size="sm", visible=suggest_available, elem_id=f"{task}-suggest")
