@@ -44,8 +44,21 @@ __all__ = [
     "EXAMPLE_DOC_STRING",
 ]
 
-#: called after each level of the hierarchy: (pipeline, level index, that level's warp)
-LevelCallback = Callable[["CoCosNetPipeline", int, torch.Tensor], Any]
+#: called after each level of the hierarchy: ``(pipeline, level, warp)``, or diffusers style
+#: ``(pipeline, level, warp, callback_kwargs) -> dict`` (see ``__call__``)
+LevelCallback = Callable[..., Any]
+
+
+def _takes_callback_kwargs(callback: Callable[..., Any]) -> bool:
+    """Whether ``callback`` takes a fourth argument (diffusers' ``callback_kwargs``)."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(callback).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 4 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -406,7 +419,7 @@ class CoCosNetPipeline(DiffusionPipeline):
             raise ValueError(f"is_interrupted must be callable with no arguments (e.g. event.is_set), got {type(is_interrupted).__name__}")
         if callback_on_level_end is not None and not callable(callback_on_level_end):
             raise ValueError(
-                f"callback_on_level_end must be callable as (pipe, level, warp), got {type(callback_on_level_end).__name__}"
+                f"callback_on_level_end must be callable as (pipe, level, warp) or (pipe, level, warp, callback_kwargs), got {type(callback_on_level_end).__name__}"
             )
 
     @staticmethod
@@ -567,11 +580,14 @@ class CoCosNetPipeline(DiffusionPipeline):
                 A list of generators, one per batch item, gives each item its own orders.
             return_warps: also return the warped exemplar per level.
             match_input_size: resize each output back to its structure image's size.
-            callback_on_level_end: called as ``callback_on_level_end(pipe, level, warp)`` after
-                each level of the hierarchy, coarsest first (level 0 at H/8, then H/4, H/2, H),
-                with that level's warped exemplar (B×3×h×w in [-1, 1], on the device) — the
-                hierarchical analogue of diffusers' ``callback_on_step_end``, e.g. to show the
-                warps as they finish. Its return value is ignored.
+            callback_on_level_end: called after each level of the hierarchy, coarsest first (level 0
+                at H/8, then H/4, H/2, H), with that level's warped exemplar (B×3×h×w in [-1, 1], on
+                the device) — the hierarchical analogue of diffusers' ``callback_on_step_end``, e.g. to
+                show the warps as they finish. ``callback_on_level_end(pipe, level, warp)``: its
+                return value is ignored. Diffusers style, ``callback_on_level_end(pipe, level, warp,
+                callback_kwargs)`` with ``callback_kwargs = {"warp": warp}`` returns a dict; a ``"warp"``
+                in it (same shape) replaces that level's warp for the translator (the match itself,
+                which seeds the next level, is unchanged).
             patchmatch_iterations: PatchMatch search + ConvGRU steps per level (default: the
                 model's own ``correspondence.config.iterations``: 5 for the published CoCosNet v2,
                 3 for the embedded demo model): the speed/quality dial, like diffusers'
@@ -630,11 +646,18 @@ class CoCosNetPipeline(DiffusionPipeline):
                 if self.interrupt or (is_interrupted is not None and is_interrupted()):
                     raise PipelineInterrupted(f"interrupted {where}")
 
-            def level_end(level: int, warp: torch.Tensor) -> None:
+            def level_end(level: int, warp: torch.Tensor) -> torch.Tensor | None:
                 progress.update()
-                if callback_on_level_end is not None:
+                replaced = None
+                if callback_on_level_end is not None and with_kwargs:
+                    returned = callback_on_level_end(self, level, warp, {"warp": warp}) or {}
+                    replaced = returned.get("warp")
+                elif callback_on_level_end is not None:
                     callback_on_level_end(self, level, warp)
                 check_interrupt(f"after level {level}")
+                return replaced
+
+            with_kwargs = callback_on_level_end is not None and _takes_callback_kwargs(callback_on_level_end)
 
             features = self.correspondence.encode(label, exemplar_batch, exemplar_label)
             progress.update()

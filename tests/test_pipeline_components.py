@@ -201,6 +201,23 @@ def test_the_level_callback_sees_every_level_in_order():
         torch.testing.assert_close((warp / 2 + 0.5).clamp(0, 1), returned)
 
 
+def test_a_diffusers_style_callback_gets_callback_kwargs_and_may_replace_the_warp():
+    pipe = tiny_pipeline()
+    inputs = random_inputs(1, CL, 64, 64)
+    plain = pipe(*inputs, output_type="pt", return_warps=True)
+    seen = []
+
+    def grey_finest(p, level, warp, callback_kwargs):
+        seen.append((level, callback_kwargs["warp"] is warp))
+        return {"warp": torch.zeros_like(warp)} if level == 3 else {}
+
+    edited = pipe(*inputs, output_type="pt", return_warps=True, callback_on_level_end=grey_finest)
+    assert seen == [(0, True), (1, True), (2, True), (3, True)]
+    assert torch.equal(edited.warps[2], plain.warps[2])  # earlier levels untouched
+    assert torch.equal(edited.warps[3], torch.full_like(plain.warps[3], 0.5))  # the grey warp (0 in [-1, 1])
+    assert not torch.equal(edited.images, plain.images)  # and the translator used it
+
+
 def test_a_callback_that_is_not_callable_is_named():
     pipe = tiny_pipeline()
     with pytest.raises(ValueError, match="callback_on_level_end must be callable"):

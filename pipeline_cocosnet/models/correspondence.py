@@ -190,7 +190,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         Indices are B×1×h×w at the dense level, then B×K×h×w (flat ``row·w + col``).
 
         ``callback(level, warp)`` is called after each level with its warp B×3×h×w (e.g. to advance a
-        progress bar, or to show the warps as they finish). ``iterations``: PatchMatch steps per
+        progress bar, or to show the warps as they finish); a tensor it returns replaces that warp. ``iterations``: PatchMatch steps per
         level (default: ``config.iterations``); ``on_iteration()`` is called after each of them.
         """
         warps: list[torch.Tensor] = []
@@ -206,8 +206,10 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
                 warp, index = self.patchmatch(theta, phi, target, offsets, generator, iterations, on_iteration)
             warps.append(warp.to(exemplar.dtype))
             indices.append(index)
-            if callback is not None:
-                callback(len(indices) - 1, warps[-1])
+            if callback is not None and (replaced := callback(len(indices) - 1, warps[-1])) is not None:
+                if replaced.shape != warps[-1].shape:
+                    raise ValueError(f"the callback's warp of level {len(indices) - 1} has shape {tuple(replaced.shape)}, expected {tuple(warps[-1].shape)}")
+                warps[-1] = replaced.to(warps[-1].dtype)
         return warps, [index.permute(0, 3, 1, 2).contiguous() for index in indices]
 
     def forward(
