@@ -35,6 +35,7 @@ __all__ = [
     "float32_precision",
     "ieee_float32",
     "resolve_dtype",
+    "resolve_device",
 ]
 
 #: names accepted by ``--dtype`` (besides ``auto``)
@@ -55,11 +56,16 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def _device_kind(device: str | torch.device) -> str:
-    """``"cpu"``, ``"cuda"``, …; ``"auto"`` is CUDA when available, else the CPU."""
-    if str(device) == "auto":
+def resolve_device(device: str | torch.device | None) -> str:
+    """``"auto"`` (or None): CUDA when available, else the CPU; anything else as given (the one place "auto" is read)."""
+    if device is None or str(device) == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device).type
+    return str(device)
+
+
+def _device_kind(device: str | torch.device) -> str:
+    """``"cpu"``, ``"cuda"``, … of ``device`` (``"auto"`` resolved first)."""
+    return torch.device(resolve_device(device)).type
 
 
 def default_dtype(device: str | torch.device) -> torch.dtype:

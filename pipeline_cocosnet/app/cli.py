@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     from .weights import PipelineStore
 
     config = WeightsConfig.resolve(weights, file_config.get("weights"), demo_default=not args.no_demo_weights)
-    device = args.device or file_config.get("device") or "auto"
-    from ..precision import describe_dtype, resolve_dtype
+    from ..precision import describe_dtype, resolve_device, resolve_dtype
+
+    device = resolve_device(args.device or file_config.get("device") or "auto")
 
     dtype_name = args.dtype or file_config.get("dtype") or "auto"
     try:

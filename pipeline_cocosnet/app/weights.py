@@ -205,8 +205,10 @@ class PipelineStore:
     """
 
     def __init__(self, config: WeightsConfig, device: str = "cpu", dtype: Any = None):
+        from ..precision import resolve_device
+
         self.config = config
-        self.device = device
+        self.device = resolve_device(device)  # "auto" resolved once, here
         self.dtype = dtype
         self._lock = threading.Lock()  # guards the two tables below, held only for a lookup
         self._source_locks: dict[str, threading.Lock] = {}  # one per source: a load (or a download) blocks only its tabs
@@ -280,17 +282,14 @@ class PipelineStore:
 
     def _load(self, source: str):
         """The pipeline at ``source`` on the configured device, or the exception that loading raised."""
-        import torch
-
         from ..weights import load_pipeline
 
         kwargs = {"dtype": self.dtype} if self.dtype is not None else {}
-        device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pipe = load_pipeline(source, **kwargs)
-            return pipe.to(device)
+            return pipe.to(self.device)
         except Exception as error:  # noqa: BLE001 - any load failure becomes the tab's explanation
             return error
 

@@ -157,7 +157,9 @@ def evaluate(
         from .frechet import _extractor
 
         _extractor(inception_weights, "cpu")  # no weights or no torch-fidelity: said now, before any image is read
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from ..precision import resolve_device
+
+    device = resolve_device(device)
     generated = list_images(generated_dir)
     real = list_images(real_dir) if real_dir is not None else []
     with Image.open(generated[0]) as first:

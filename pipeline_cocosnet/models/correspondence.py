@@ -25,10 +25,6 @@ from .inputs import check_batch, check_size
 from .layers import ResBlock, SNConv2d, SPADEResBlock, instance_norm, normalize_channels, upsample_bilinear
 from .patchmatch import Generators, PatchMatch, initial_offsets
 
-#: Downsampling factor of the dense level; each later level halves it.
-DENSE_LEVEL_STRIDE = 8
-
-
 @dataclass
 class CorrespondenceOutput(BaseOutput):
     """Output of :class:`CoCosNetCorrespondence`.
