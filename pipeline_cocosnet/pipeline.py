@@ -100,6 +100,33 @@ __all__ = ["CoCosNetPipeline"]
 '''
 
 
+def _return_freed_memory() -> None:
+    """Give the C heap's free pages back to the OS (glibc ``malloc_trim(0)``; nothing elsewhere).
+
+    Tensors under glibc's dynamic mmap threshold (up to 32 MiB) come from the heap, whose freed pages the
+    process keeps: after the 512² PatchMatch level that was ~190 MiB of the float32 peak, which the
+    translator then added to (benchmarks/results, issue 24). Costs a few milliseconds.
+    """
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+        import platform
+
+        name = ctypes.util.find_library("c") if platform.system() == "Linux" else None
+        try:
+            _LIBC = ctypes.CDLL(name) if name else False
+            if _LIBC and not hasattr(_LIBC, "malloc_trim"):
+                _LIBC = False
+        except OSError:
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
+
+
 def _item(what: str, index: int, count: int) -> str:
     """How an input is named in errors: ``"structure"`` alone, ``"structure 2 of 4"`` in a batch."""
     return what if count == 1 else f"{what} {index + 1} of {count}"
@@ -667,6 +694,8 @@ class CoCosNetPipeline(DiffusionPipeline):
                 on_iteration=lambda: check_interrupt("between PatchMatch iterations"),
             )  # fmt: skip
             del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
+            if device.type == "cpu":
+                _return_freed_memory()  # the matching's freed heap back to the OS before the translator's peak
             images = self.translator(label, warps)
             progress.update()
         self.maybe_free_model_hooks()

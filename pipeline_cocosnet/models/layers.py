@@ -194,20 +194,25 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, channels, 3, padding=1, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        actv = conv_activation(self.mlp_shared, resize_nearest(cond, x.shape[-2:]), "relu")
-        gain, beta = self.modulation(actv)
+        # the hidden-wide activation lives only until it is padded, and the padded copy only until γ and β exist:
+        # at full resolution each is a large tensor (the translator's peak memory is in its last SPADEs)
+        padded = F.pad(conv_activation(self.mlp_shared, resize_nearest(cond, x.shape[-2:]), "relu"), (1, 1, 1, 1), mode="reflect")
+        gain, beta = self.modulation(padded)
+        del padded
         normalized, scale = channel_layer_norm(x)
-        return torch.addcmul(beta, normalized, gain, value=scale)  # β + positional_norm(x)·(1 + γ)
+        if torch.is_grad_enabled():
+            return torch.addcmul(beta, normalized, gain, value=scale)  # β + positional_norm(x)·(1 + γ)
+        # inference: the same values written over the normalised map (one full-size tensor fewer at the peak)
+        return torch.addcmul(beta, normalized, gain, value=scale, out=normalized)
 
-    def modulation(self, actv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """1 + γ and β from the shared activation.
+    def modulation(self, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """1 + γ and β from the shared activation, already reflection-padded by one pixel.
 
         One convolution, as both read the same padded input; the 1 is folded into γ's bias.
         """
         weight = torch.cat([self.mlp_gamma.weight, self.mlp_beta.weight])
         bias = torch.cat([self.mlp_gamma.bias + 1, self.mlp_beta.bias])
-        both = F.conv2d(F.pad(actv, (1, 1, 1, 1), mode="reflect"), weight, bias)
-        return both.chunk(2, dim=1)
+        return F.conv2d(padded, weight, bias).chunk(2, dim=1)
 
 
 class SPADEResBlock(nn.Module):
