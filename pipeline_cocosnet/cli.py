@@ -164,14 +164,15 @@ def _quiet_loading():
 
 
 def _translate_dataset(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    import torch
     from accelerate import PartialState
     from accelerate.utils import gather_object
 
     from .evaluation import read_pairs, translate_dataset
     from .precision import describe_dtype, resolve_dtype
     from .weights import load_pipeline
-
-    import torch
 
     pairs, bad_rows = read_pairs(args.pairs)  # before any model loads: a bad file costs nothing
     # CPU processes under a launcher meet through gloo (accelerate's cpu=True); GPUs through NCCL

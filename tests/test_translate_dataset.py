@@ -68,6 +68,8 @@ def test_a_file_without_the_required_columns_is_one_error(tmp_path):
         read_pairs(tmp_path / "pairs.csv")
     run = cli("--model", "demo", "--pairs", str(tmp_path / "pairs.csv"), "--output", str(tmp_path / "out"))
     assert run.returncode == 2 and "Traceback" not in run.stderr and "missing: structure, exemplar" in run.stderr
+    run = cli("--model", "demo", "--pairs", str(tmp_path / "pairs.csv"), "--output", str(tmp_path / "out"), "--batch-size", "0")
+    assert run.returncode == 2 and run.stderr.strip() == "cocosnet translate-dataset: error: --batch-size must be at least 1, got 0"
 
 
 @pytest.fixture(scope="module")

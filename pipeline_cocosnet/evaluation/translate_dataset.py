@@ -118,6 +118,8 @@ def translate_dataset(
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     state = state if state is not None else PartialState()
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
