@@ -67,6 +67,8 @@ class Release:
     description: str
     #: what the weights were trained on (the model card's ``training_data``)
     dataset: str
+    #: how the app's download button names it
+    title: str
 
 
 RELEASES: dict[str, Release] = {
@@ -78,6 +80,7 @@ RELEASES: dict[str, Release] = {
         license="mit",
         description="DeepFashionHD pose-to-body, 512×512: the only published CoCosNet v2 checkpoint",
         dataset="DeepFashionHD (DeepFashion In-shop Clothes at high resolution, as prepared by the CoCosNet v2 authors)",
+        title="DeepFashionHD",
     )
 }
 

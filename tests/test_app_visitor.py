@@ -336,6 +336,8 @@ def test_browser_weightless_tabs_explain_and_results_are_readable(server, tmp_pa
             explanation.wait_for(state="visible", timeout=30_000)
             assert "no weights configured" in explanation.inner_text() and "fetch-release" in explanation.inner_text()
             assert page.locator("#pose-to-body-translate").is_disabled()
+            fetch = page.locator("#pose-to-body-fetch")  # one click instead of the commands (needs the network)
+            assert fetch.is_visible() and "Download the published DeepFashionHD weights (MIT licence)" in fetch.inner_text()
             page.wait_for_timeout(30_000)
             assert explanation.is_visible() and page.locator("#pose-to-body-translate").is_disabled()
             assert page.locator("#edge-to-face-missing").count() == 0 or not page.locator("#edge-to-face-missing").is_visible()

@@ -370,3 +370,36 @@ def test_app_translates_the_pose_example_with_release_weights(server, cache, mon
     assert _size(result) == (512, 512)
     assert [_size(w["image"]) for w in warps] == [(64, 64), (128, 128), (256, 256), (512, 512)]
     assert (cache / "pipelines" / "deepfashionhd" / "model_index.json").is_file()
+
+
+def test_the_pose_tab_without_weights_downloads_the_release_with_one_click(server, cache, monkeypatch):
+    pytest.importorskip("gradio")
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from pipeline_cocosnet.app import PipelineStore, WeightsConfig, build_demo
+
+    from .test_app import EXAMPLES, _free_port, _size
+
+    store = PipelineStore(WeightsConfig.resolve({}, environ={}, demo_default=False), device="cpu")
+    assert "no weights configured" in store.missing("pose-to-body")
+    demo = build_demo(store=store, examples_dir=EXAMPLES)
+    demo.queue(default_concurrency_limit=1)
+    _, url, _ = demo.launch(server_port=_free_port(), prevent_thread_lock=True, quiet=True, allowed_paths=[str(EXAMPLES)])
+    try:
+        client = Client(url, verbose=False, download_files=True)
+        monkeypatch.setenv("COCOSNET_RELEASE_URL_DEEPFASHIONHD", _closed_port_url())  # offline
+        with pytest.raises(AppError, match="cannot download .*To provide it by hand.*--archive FILE.zip") as failure:
+            client.predict(api_name="/fetch_pose_to_body_weights")
+        assert "\n" not in str(failure.value).strip() and store.missing("pose-to-body") is not None  # still the manual route
+        monkeypatch.setenv("COCOSNET_RELEASE_URL_DEEPFASHIONHD", f"{server.url}/release.zip")  # online
+        client.predict(api_name="/fetch_pose_to_body_weights")
+        assert store.missing("pose-to-body") is None and store.config.sources["pose-to-body"] == "release:deepfashionhd"
+        pose = EXAMPLES / "pose-to-body"
+        result = client.predict(
+            pose_file=[handle_file(str(pose / "standing.json"))], exemplar=handle_file(str(pose / "mannequin_waving.png")),
+            exemplar_pose_file=[handle_file(str(pose / "waving.json"))], api_name="/pose_to_body",
+        )[4]  # fmt: skip
+    finally:
+        demo.close()
+    assert _size(result) == (512, 512)

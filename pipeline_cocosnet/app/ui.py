@@ -32,7 +32,7 @@ from ..processing.formats.ade20k import ADE20K_CLASSES, ADE20K_PALETTE
 from ..processing.images import ImageError
 from .examples import TabExamples, default_examples_dir, load_examples
 from .inputs import check_upload_size, editor_structure, index_mask_preview, read_image, upload_paths
-from .weights import TASKS, PipelineStore, WeightsConfig, WeightsUnavailable
+from .weights import MODEL_TASK, TASKS, PipelineStore, WeightsConfig, WeightsUnavailable
 
 __all__ = ["build_demo", "API_NAMES", "BRUSH_CLASSES", "DISPLAY_SIDE"]
 
@@ -157,6 +157,13 @@ class _Tab:
                 options = {**pipe.structure_encoder.get_config(), "align_faces": True}
                 self._views[key] = CoCosNetPipeline.from_pipe(pipe, structure_encoder=options)
             return self._views[key]
+
+
+def _release_for(task: str):
+    """The published release whose model serves ``task``'s tab, if there is one (pose-to-body: DeepFashionHD)."""
+    from ..release import RELEASES
+
+    return next((r for r in RELEASES.values() if r.task == MODEL_TASK[task]), None)
 
 
 def _size(pipe: CoCosNetPipeline) -> tuple[int, int]:
@@ -554,11 +561,33 @@ def build_demo(
         """Translate (disabled with a permanent explanation beside it when the tab's weights cannot be had; the
         endpoint still answers, with the same explanation) and Stop, shown while a translation runs."""
         problem = store.missing(task)
+        release = _release_for(task) if problem is not None else None
         with gr.Row(equal_height=True):
             button = gr.Button("Translate", variant="primary", interactive=problem is None, scale=1, elem_id=f"{task}-translate")
             stop = gr.Button("Stop", variant="stop", visible=False, scale=0, min_width=100, elem_id=f"{task}-stop")
+            if release is not None:  # a published checkpoint exists: one click instead of a terminal
+                fetch = gr.Button(
+                    f"Download the published {release.title} weights ({release.license.upper()} licence)", variant="secondary",
+                    scale=2, elem_id=f"{task}-fetch",
+                )  # fmt: skip
             if problem is not None:
-                gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing", scale=4)
+                missing = gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing", scale=4)
+        if release is not None:
+
+            def fetch_weights(progress=gr.Progress(track_tqdm=True)):
+                """Download and convert the published weights for this tab (cached on disk), then enable Translate."""
+                from ..release import fetch_release
+                from ..weights import RELEASE_PREFIX
+
+                with _user_errors(task):
+                    fetch_release(release.name)  # the download's tqdm bar shows in the tab
+                store.use(task, f"{RELEASE_PREFIX}{release.name}", "downloaded in the app")
+                return gr.update(interactive=True), gr.update(visible=False), gr.update(visible=False)
+
+            fetch.click(
+                fetch_weights, None, [button, fetch, missing], api_name=f"fetch_{task.replace('-', '_')}_weights",
+                api_visibility="undocumented", show_progress="full",
+            )  # fmt: skip
         return button, stop
 
     def on_translate(task: str, buttons: tuple[gr.Button, gr.Button], fn: Callable, inputs: list, outputs: list) -> None:

@@ -214,6 +214,12 @@ class PipelineStore:
         self._source_locks: dict[str, threading.Lock] = {}  # one per source: a load (or a download) blocks only its tabs
         self._loaded: dict[str, Any] = {}  # source → pipeline, or the exception loading it raised
 
+    def use(self, task: str, source: str, origin: str) -> None:
+        """From now on ``task``'s tab uses ``source`` (e.g. after the app fetched the published weights)."""
+        with self._lock:
+            self.config.sources[task] = source
+            self.config.origins[task] = origin
+
     def missing(self, task: str) -> str | None:
         """Why ``task``'s tab cannot translate, found without loading anything (no weights configured, or a
         local folder that does not exist); ``None`` when it may work. The same message :meth:`get` raises."""
