@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -62,7 +64,8 @@ def _convert(args: argparse.Namespace) -> None:
 def _fetch_release(args: argparse.Namespace) -> None:
     import warnings
 
-    from .release import fetch_release, push_folder
+    from .hub import upload_pipeline_folder
+    from .release import fetch_release
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -73,7 +76,8 @@ def _fetch_release(args: argparse.Namespace) -> None:
     _print_notes(caught)
     print(f"pipeline folder: {folder.resolve()}")
     if args.push:
-        print(f"pushed to {push_folder(folder, args.push, private=args.private, token=args.token)}")
+        message = "Upload CoCosNet v2 pipeline converted from the published release"
+        print(f"pushed to {upload_pipeline_folder(folder, args.push, private=args.private, token=args.token, commit_message=message)}")
 
 
 def _check_files(**files) -> None:
@@ -146,21 +150,16 @@ def _suggest(args: argparse.Namespace) -> None:
         print(f"{rank}\t{suggestion.score:.4f}\t{args.exemplars[suggestion.index]}")
 
 
-def _quiet_loading():
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
     """diffusers' "Loading pipeline components" bar off while a model loads (one per process would interleave)."""
-    import contextlib
-
     from diffusers.utils import logging as diffusers_logging
 
-    @contextlib.contextmanager
-    def quiet():
-        diffusers_logging.disable_progress_bar()
-        try:
-            yield
-        finally:
-            diffusers_logging.enable_progress_bar()
-
-    return quiet()
+    diffusers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers_logging.enable_progress_bar()
 
 
 def _translate_dataset(args: argparse.Namespace) -> int:
@@ -170,7 +169,7 @@ def _translate_dataset(args: argparse.Namespace) -> int:
     from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    from .evaluation import read_pairs, translate_dataset
+    from .evaluation import DatasetRunSummary, read_pairs, translate_dataset
     from .precision import describe_dtype, resolve_dtype
     from .weights import load_pipeline
 
@@ -193,7 +192,7 @@ def _translate_dataset(args: argparse.Namespace) -> int:
     )  # fmt: skip
     summaries = gather_object([summary]) if state.num_processes > 1 else [summary]
     if state.is_main_process:
-        total = summary.merge(summaries)
+        total = DatasetRunSummary.merge(summaries)
         for name, reason in total.failed[:10]:
             print(f"failed: {name}: {reason}", file=sys.stderr)
         if len(total.failed) > 10:
@@ -250,6 +249,16 @@ def _push(args: argparse.Namespace) -> None:
         print(f"wrote a model card: {folder / 'README.md'}")
     repo_id = upload_pipeline_folder(folder, args.repo_id, private=args.private, token=args.token, commit_message=args.message)
     print(f"pushed {folder} to {repo_id}")
+
+
+def _add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--height", type=int, help="working height, a multiple of 32 (default: the model's)")
+    parser.add_argument("--width", type=int, help="working width, a multiple of 32 (default: the model's)")
+
+
+def _add_dtype_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    # the names of precision.DTYPE_NAMES, written out: importing precision would import torch for --help
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"], help=help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,16 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--exemplar-structure", help="the exemplar's structure (same forms as --structure; extracted when possible)"
     )
     translate.add_argument("--out", required=True, type=Path, help="output image file (.png, .jpg)")
-    translate.add_argument("--height", type=int, help="working height, a multiple of 32 (default: the model's)")
-    translate.add_argument("--width", type=int, help="working width, a multiple of 32 (default: the model's)")
+    _add_size_arguments(translate)
     translate.add_argument("--match-input-size", action="store_true", help="resize the output to the structure image's size")
     translate.add_argument("--warps-dir", type=Path, help="also save the warped exemplar of every level here")
     translate.add_argument("--seed", type=int, help="random PatchMatch propagation order (as the research code)")
     translate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default: cpu)")
-    translate.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
-        help="weights dtype (default auto: bfloat16 on CPUs with AMX or AVX512-BF16, float32 elsewhere)",
-    )
+    _add_dtype_argument(translate, "weights dtype (default auto: bfloat16 on CPUs with AMX or AVX512-BF16, float32 elsewhere)")
     translate.add_argument("--quiet", action="store_true", help="no progress bar")
     translate.set_defaults(run=_translate)
 
@@ -340,8 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--exemplars", required=True, nargs="+", type=Path, help="the gallery photos")
     suggest.add_argument("--exemplar-structures", nargs="+", help="their structures, in the same order (optional)")
     suggest.add_argument("--top-k", type=int, help="print only the best K")
-    suggest.add_argument("--height", type=int, help="working height, a multiple of 32 (default: the model's)")
-    suggest.add_argument("--width", type=int, help="working width, a multiple of 32 (default: the model's)")
+    _add_size_arguments(suggest)
     suggest.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
     suggest.set_defaults(run=_suggest)
 
@@ -361,14 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("--pairs", required=True, type=Path, help="the PAIRS.csv")
     dataset.add_argument("--output", required=True, type=Path, help="folder for the images (and manifest.jsonl)")
     dataset.add_argument("--batch-size", type=int, default=1, help="pairs per pipeline call (default 1)")
-    dataset.add_argument("--height", type=int, help="working height, a multiple of 32 (default: the model's)")
-    dataset.add_argument("--width", type=int, help="working width, a multiple of 32 (default: the model's)")
+    _add_size_arguments(dataset)
     dataset.add_argument("--warps", action="store_true", help="also write OUTPUT/warps/<name>_level<k>.png")
     dataset.add_argument("--device", help="default: this process's accelerate device (cuda:N under a launcher, else cpu)")
-    dataset.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
-        help="precision (auto: the device's fastest faithful one, as for translate)",
-    )  # fmt: skip
+    _add_dtype_argument(dataset, "precision (auto: the device's fastest faithful one, as for translate)")
     dataset.add_argument("--quiet", action="store_true", help="no progress bar")
     dataset.set_defaults(run=_translate_dataset)
 

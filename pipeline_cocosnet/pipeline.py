@@ -8,6 +8,7 @@ what a call returns in ``pipeline_output.py``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -107,24 +108,23 @@ def _return_freed_memory() -> None:
     process keeps: after the 512² PatchMatch level that was ~190 MiB of the float32 peak, which the
     translator then added to (benchmarks/results, issue 24). Costs a few milliseconds.
     """
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-        import platform
-
-        name = ctypes.util.find_library("c") if platform.system() == "Linux" else None
-        try:
-            _LIBC = ctypes.CDLL(name) if name else False
-            if _LIBC and not hasattr(_LIBC, "malloc_trim"):
-                _LIBC = False
-        except OSError:
-            _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_LIBC: Any = None
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (not Linux, musl, …)."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    name = ctypes.util.find_library("c") if platform.system() == "Linux" else None
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
 
 
 def _item(what: str, index: int, count: int) -> str:

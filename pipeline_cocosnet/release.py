@@ -49,7 +49,6 @@ __all__ = [
     "convert_once",
     "converted_checkpoint_folder",
     "is_checkpoint_folder",
-    "push_folder",
     "manual_steps",
 ]
 
@@ -466,11 +465,3 @@ def fetch_release(
                 license=release.license, origin=origin, variant=variant, dataset=release.dataset,
             )  # fmt: skip
     return output
-
-
-def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None, commit_message: str | None = None) -> str:
-    """Upload a converted pipeline folder (every variant, the model card; not the cache stamp) to a Hub model repo."""
-    from .hub import upload_pipeline_folder
-
-    message = commit_message or "Upload CoCosNet v2 pipeline converted from the published release"
-    return upload_pipeline_folder(folder, repo_id, private=private, token=token, commit_message=message)

@@ -113,15 +113,11 @@ def _fid(generated: list[Path], real: list[Path], size, weights, device: str, ba
 
 
 def _paired_score(score, vgg, generated: list[Path], partners: list[Path], size, device: str, batch_size: int) -> dict[str, Any]:
-    values = []
-    for start in range(0, len(generated), batch_size):
-        chunk = slice(start, start + batch_size)
-        ours, theirs = (
-            torch.from_numpy(np.stack([_read(p, size) for p in paths[chunk]])).permute(0, 3, 1, 2).to(device).float() / 127.5 - 1
-            for paths in (generated, partners)
-        )  # fmt: skip
-        values.append(score(vgg, ours, theirs).cpu())
-    values = torch.cat(values)
+    def tensors(batch: np.ndarray) -> torch.Tensor:  # uint8 B×H×W×3 → B×3×H×W in [-1, 1]
+        return torch.from_numpy(batch).permute(0, 3, 1, 2).to(device).float() / 127.5 - 1
+
+    pairs = zip(_batches(generated, size, batch_size), _batches(partners, size, batch_size))
+    values = torch.cat([score(vgg, tensors(ours), tensors(theirs)).cpu() for ours, theirs in pairs])
     return {"value": float(values.mean()), "images": len(values)}
 
 

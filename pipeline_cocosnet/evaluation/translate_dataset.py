@@ -36,10 +36,12 @@ class DatasetRunSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name or "line N", reason)
     seconds: float = 0.0
 
-    def merge(self, others: Sequence["DatasetRunSummary"]) -> "DatasetRunSummary":
-        return DatasetRunSummary(
-            sum(o.done for o in others), sum(o.skipped for o in others),
-            [f for o in others for f in o.failed], max((o.seconds for o in others), default=0.0),
+    @classmethod
+    def merge(cls, summaries: Sequence["DatasetRunSummary"]) -> "DatasetRunSummary":
+        """The whole run's summary from every process's (seconds: the slowest process's)."""
+        return cls(
+            sum(o.done for o in summaries), sum(o.skipped for o in summaries),
+            [f for o in summaries for f in o.failed], max((o.seconds for o in summaries), default=0.0),
         )  # fmt: skip
 
     def line(self) -> str:
