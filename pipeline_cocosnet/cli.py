@@ -262,6 +262,8 @@ def _add_dtype_argument(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .tasks import MODEL_TASKS, RESEARCH_TASK as RELEASE_TASK, TASKS  # light: no torch
+
     parser = argparse.ArgumentParser(
         prog="cocosnet",
         description="CoCosNet v2 exemplar-based image translation: convert weights, translate images.",
@@ -298,9 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--label-channels", type=int, help="structure channels (DeepFashionHD pose: 20)")
     convert.add_argument(
         "--task",
-        default="pose-to-body",
-        choices=["pose-to-body", "mask-to-image", "edge-to-face", "none"],
-        help="structure encoder the pipeline uses (the published release: pose-to-body)",
+        default=RELEASE_TASK,
+        choices=[*MODEL_TASKS, "none"],
+        help=f"structure encoder the pipeline uses (the published release: {RELEASE_TASK})",
     )
     convert.add_argument("--resolution", type=int, default=512, help="training resolution (release: 512)")
     convert.set_defaults(run=_convert)
@@ -309,9 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
         "translate",
         help="synthesise an image from a structure and an exemplar",
         description=(
-            "Run a CoCosNet v2 pipeline once. STRUCTURE is whatever the model's task reads: an OpenPose .json or "
-            "NAME_candidate.txt (pose-to-body), an ADE20k index or palette PNG (mask-to-image), an edge map or a "
-            "face photo (edge-to-face), or a .npy label array (Cl×H×W in [0, 1]) for any model."
+            "Run a CoCosNet v2 pipeline once. STRUCTURE is whatever the model's task reads: "
+            + ", ".join(f"{TASKS[name].structure_forms} ({name})" for name in MODEL_TASKS)
+            + ", or a .npy label array (Cl×H×W in [0, 1]) for any model."
         ),
     )
     translate.add_argument("--model", required=True, help=MODEL_HELP)
@@ -438,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch-release",
         help="download the published checkpoint and convert it into a pipeline folder (cached)",
         description=(
-            "Download the published CoCosNet v2 release (deepfashionhd: DeepFashionHD pose-to-body, 512×512, MIT; a "
+            f"Download the published CoCosNet v2 release (deepfashionhd: DeepFashionHD {RELEASE_TASK}, 512×512, MIT; a "
             "Google Drive link, fetched with gdown from the 'release' extra, or any http(s) mirror with --url), check "
             "the size and the zip, find *_net_Corr.pth and *_net_G.pth in it, convert them and write a pipeline folder "
             "with a model card. Cached in $COCOSNET_CACHE or huggingface_hub's assets cache: a second call returns at once."

@@ -25,6 +25,7 @@ from typing import Mapping
 import torch
 
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
+from .tasks import RESEARCH_TASK
 
 __all__ = [
     "CheckpointError",
@@ -349,7 +350,7 @@ def convert_checkpoints(
     translator_path: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
     *,
-    task: str | None = "pose-to-body",
+    task: str | None = RESEARCH_TASK,
     resolution: tuple[int, int] = (512, 512),
     variant: str | None = None,
     origin: str | None = None,
@@ -361,7 +362,7 @@ def convert_checkpoints(
 
     The folder (``model_index.json``, ``correspondence/``, ``translator/`` in safetensors and a
     model card) loads with ``CoCosNetPipeline.from_pretrained``. ``task`` and ``resolution``
-    default to the only published release (DeepFashionHD pose-to-body, 512×512).
+    default to the only published release (DeepFashionHD, :data:`~pipeline_cocosnet.tasks.RESEARCH_TASK`, 512×512).
     ``variant`` (``"fp16"`` or ``"bf16"``) also writes the weights in that precision under
     diffusers' variant naming, for ``from_pretrained(..., variant="fp16")``; the returned
     components keep ``dtype`` (float32 by default). ``origin``, ``license`` and ``dataset`` (what

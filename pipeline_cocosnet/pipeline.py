@@ -30,7 +30,8 @@ from .models.attention import best_correlation
 from .models.inputs import check_size
 from .pipeline_output import CoCosNetPipelineOutput, ExemplarSuggestion
 from .processing.backends import BackendMissingError, ModelUnavailableError
-from .processing.encoders import ENCODERS, StructureEncoder, get_encoder
+from .processing.encoders import StructureEncoder
+from .tasks import get_task
 from .processing.errors import StructureError
 from .processing.image_processor import OUTPUT_TYPES, CoCosNetImageProcessor
 from .processing.images import image_file_size
@@ -250,8 +251,7 @@ class CoCosNetPipeline(DiffusionPipeline):
     @structure_encoder.setter
     def structure_encoder(self, encoder: StructureEncoder | None) -> None:
         if encoder is None and self.config.task:
-            kwargs = {"channels": self.label_channels} if self.config.task == "edge-to-face" else {}
-            encoder = get_encoder(self.config.task, **kwargs)
+            encoder = get_task(self.config.task, model=True).make_encoder(self.label_channels)
         if encoder is not None and encoder.channels != self.label_channels:
             raise ValueError(
                 f"{type(encoder).__name__} ({encoder.task}) encodes structures into {encoder.channels} channels but "
@@ -421,11 +421,11 @@ class CoCosNetPipeline(DiffusionPipeline):
             raise ValueError("structure is required (a label map, keypoints, an edge map, …)")
         if exemplar is None:
             raise ValueError("exemplar is required (the photo whose appearance to use)")
-        structures, exemplars = _as_batch(structure, "structure"), _as_batch(exemplar, "exemplar")
+        structures, exemplars = self._as_batch(structure, "structure"), self._as_batch(exemplar, "exemplar")
         if len(exemplars) not in (1, len(structures)):
             raise ValueError(f"got {len(structures)} structures but {len(exemplars)} exemplars (give one or as many)")
         if exemplar_structure is not None:
-            count = len(_as_batch(exemplar_structure, "exemplar_structure"))
+            count = len(self._as_batch(exemplar_structure, "exemplar_structure"))
             one_exemplar = len(exemplars) == 1 or all(e is exemplars[0] for e in exemplars)
             if count != max(len(exemplars), len(structures)) and not (count == 1 and one_exemplar):
                 raise ValueError(
@@ -449,17 +449,27 @@ class CoCosNetPipeline(DiffusionPipeline):
                 f"callback_on_level_end must be callable as (pipe, level, warp) or (pipe, level, warp, callback_kwargs), got {type(callback_on_level_end).__name__}"
             )
 
-    @staticmethod
+    def _as_batch(self, value: Any, what: str) -> list[Any]:
+        """One input argument as a list of items: a 4-D tensor's rows, a list (unless the encoder reads it as one
+        item, e.g. one pose's keypoints), else ``[value]``."""
+        if isinstance(value, torch.Tensor) and value.dim() == 4:
+            return list(value)
+        if isinstance(value, list) and not (self.structure_encoder is not None and self.structure_encoder.is_single(value)):
+            if not value:
+                raise ValueError(f"{what} is an empty batch")
+            return value
+        return [value]
+
     def _batch_inputs(
-        structure: Any, exemplar: Any, exemplar_structure: Any
+        self, structure: Any, exemplar: Any, exemplar_structure: Any
     ) -> tuple[list[Any], list[Any], list[Any] | None]:
         """Per-item lists of checked inputs (:meth:`check_inputs`); one exemplar serves the whole batch."""
-        structures, exemplars = _as_batch(structure, "structure"), _as_batch(exemplar, "exemplar")
+        structures, exemplars = self._as_batch(structure, "structure"), self._as_batch(exemplar, "exemplar")
         if len(exemplars) == 1 and len(structures) > 1:
             exemplars = exemplars * len(structures)
         if exemplar_structure is None:
             return structures, exemplars, None
-        exemplar_structures = _as_batch(exemplar_structure, "exemplar_structure")
+        exemplar_structures = self._as_batch(exemplar_structure, "exemplar_structure")
         if len(exemplar_structures) == 1 and len(exemplars) > 1:
             exemplar_structures = exemplar_structures * len(exemplars)
         return structures, exemplars, exemplar_structures
@@ -740,32 +750,10 @@ def _input_size(structure: Any) -> tuple[int, int] | None:
     return None
 
 
-def _is_point_list(value: list) -> bool:
-    """Whether ``value`` is keypoints — (x, y) pairs or None — rather than a batch of structures."""
-    def is_point(item: Any) -> bool:
-        if item is None:
-            return True
-        if isinstance(item, (tuple, list, np.ndarray)) and len(item) == 2:
-            return all(isinstance(v, (int, float, np.integer, np.floating)) for v in item)
-        return False
-
-    return bool(value) and all(is_point(item) for item in value) and any(item is not None for item in value)
-
-
 def _encoder_from_config(config: dict[str, Any]) -> StructureEncoder:
     """The structure encoder a saved ``config.structure_encoder`` describes (``{"task": …, options}``)."""
-    task = config.get("task")
-    if task not in ENCODERS:
-        raise ValueError(f"structure_encoder: unknown task {task!r}; known tasks: {', '.join(sorted(ENCODERS))}")
-    return ENCODERS[task].from_config(config)
-
-
-def _as_batch(value: Any, what: str) -> list[Any]:
-    """One input argument as a list of items: a 4-D tensor's rows, a list (unless it is one pose's keypoints), else [value]."""
-    if isinstance(value, torch.Tensor) and value.dim() == 4:
-        return list(value)
-    if isinstance(value, list) and not _is_point_list(value):  # a list of (x, y) / None is one pose
-        if not value:
-            raise ValueError(f"{what} is an empty batch")
-        return value
-    return [value]
+    try:
+        task = get_task(config.get("task"), model=True)
+    except ValueError as error:
+        raise ValueError(f"structure_encoder: {error}") from None
+    return task.encoder_class.from_config(config)

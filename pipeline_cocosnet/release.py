@@ -37,6 +37,7 @@ from typing import Any
 
 from .convert import CheckpointError, convert_checkpoints, find_checkpoint_pair, pick_checkpoint_pair
 from .hub import CACHE_STAMP
+from .tasks import RESEARCH_TASK
 
 __all__ = [
     "Release",
@@ -74,10 +75,10 @@ RELEASES: dict[str, Release] = {
     "deepfashionhd": Release(
         name="deepfashionhd",
         url="https://drive.google.com/file/d/1ehkrKlf5s1gfpDNXO6AC9SIZMtqs5L3N/view?usp=sharing",
-        task="pose-to-body",
+        task=RESEARCH_TASK,
         resolution=(512, 512),
         license="mit",
-        description="DeepFashionHD pose-to-body, 512×512: the only published CoCosNet v2 checkpoint",
+        description=f"DeepFashionHD {RESEARCH_TASK}, 512×512: the only published CoCosNet v2 checkpoint",
         dataset="DeepFashionHD (DeepFashion In-shop Clothes at high resolution, as prepared by the CoCosNet v2 authors)",
         title="DeepFashionHD",
     )

@@ -322,7 +322,7 @@ def test_bad_uploads_get_clear_errors_and_the_app_keeps_serving(server, client, 
 
 def test_suggest_exemplar_ranks_the_gallery(client):
     pose = EXAMPLES / "pose-to-body"
-    exemplar, exemplar_pose, ranking = client.predict([handle_file(str(pose / "walking.json"))], None, api_name="/suggest_pose")
+    exemplar, exemplar_pose, ranking = client.predict([handle_file(str(pose / "walking.json"))], None, api_name="/suggest_pose_to_body")
     assert Path(exemplar).name.startswith("mannequin_") and Path(exemplar_pose[0]).suffix == ".json"
     assert ranking.count("score") == 3
 

@@ -21,7 +21,9 @@ PACKAGE_DIR = ROOT / PACKAGE
 #: relative to the package); docs/architecture.md §12 explains the layers
 FORBIDDEN = {
     "models": ["*"],  # the networks import nothing else of the package
-    "processing": ["models", "pipeline", "pipeline_output", "model_card", "convert", "release", "cli", "app", "training", ""],
+    "processing": ["models", "tasks", "pipeline", "pipeline_output", "model_card", "convert", "release", "cli", "app", "training", ""],
+    # the task registry: data about each task over the encoders (loaded lazily); nothing above it
+    "tasks": ["models", "pipeline", "pipeline_output", "model_card", "convert", "release", "hub", "weights", "cli", "app", "training", "evaluation", ""],
     "processing.errors": ["processing.formats", "processing.backends", "processing.encoders", "processing.images"],
     "processing.images": ["processing.formats", "processing.backends", "processing.encoders"],
     "processing.image_processor": ["processing.formats", "processing.backends", "processing.encoders"],
@@ -204,6 +206,11 @@ def test_layering_rule_checker_flags_violations():
     assert breaks(f"{PACKAGE}.models.patchmatch", f"{PACKAGE}.reference.naive")
     assert not breaks(f"{PACKAGE}.reference", f"{PACKAGE}.reference.naive")
     assert not breaks(f"{PACKAGE}.reference.naive", f"{PACKAGE}.models.patchmatch")
+    assert breaks(f"{PACKAGE}.processing.encoders.pose", f"{PACKAGE}.tasks")
+    assert breaks(f"{PACKAGE}.tasks.pose_to_body", f"{PACKAGE}.release")
+    assert breaks(f"{PACKAGE}.tasks.base", f"{PACKAGE}.app.ui")
+    assert not breaks(f"{PACKAGE}.tasks.pose_to_body", f"{PACKAGE}.processing.encoders.pose")
+    assert not breaks(f"{PACKAGE}.pipeline", f"{PACKAGE}.tasks")
 
 
 def test_comments_cite_sections_of_the_architecture_document_that_exist():

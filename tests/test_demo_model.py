@@ -11,6 +11,7 @@ from PIL import Image
 
 from pipeline_cocosnet import DEMO_MODEL, CoCosNetPipeline, demo_model_path
 from pipeline_cocosnet.processing.formats.ade20k import ADE20K_CLASSES, ADE20K_LABEL_CHANNELS
+from pipeline_cocosnet.tasks import task_for_data
 from pipeline_cocosnet.training.data.scenes import (
     SCENE_CLASS_IDS,
     SCENE_CLASSES,
@@ -89,7 +90,7 @@ def test_scenes_dataset_kind():
 
     config = _scenes_config()
     dataset = build_dataset(config.data, config.model.label_channels)
-    assert len(dataset) == 8 and dataset.task == "mask-to-image"
+    assert len(dataset) == 8 and task_for_data("scenes").name == "mask-to-image"
     sample = dataset[3]
     assert sample["label"].shape == (151, 64, 64) and sample["exemplar_label"].shape == (151, 64, 64)
     assert sample["image"].shape == sample["exemplar"].shape == sample["warp_target"].shape == (3, 64, 64)

@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline_cocosnet.tasks import get_task
 from pipeline_cocosnet.processing import (
     EdgeEncoder,
     FaceLandmarks,
     PhotoEdges,
     StructureError,
     binarize_edge_map,
-    get_encoder,
     is_edge_map,
     photo_to_edges,
 )
@@ -160,10 +160,11 @@ def test_from_photos_forces_the_reading(astronaut):
 # --------------------------------------------------------------------------- encoder
 
 
-def test_encoder_registration_and_channel_replication(astronaut):
-    assert isinstance(get_encoder("edge-to-face"), EdgeEncoder)
-    assert get_encoder("edge-to-face").channels == 1
-    encoder = get_encoder("edge-to-face", channels=3)
+def test_the_task_s_encoder_and_channel_replication(astronaut):
+    task = get_task("edge-to-face")
+    assert isinstance(task.make_encoder(), EdgeEncoder)
+    assert task.make_encoder().channels == 1
+    encoder = task.make_encoder(label_channels=3)  # the model's label channels
     label = encoder.encode(astronaut, (32, 48))
     assert label.shape == (3, 32, 48) and label.dtype == torch.float32
     assert torch.equal(label[0], label[1]) and torch.equal(label[0], label[2])

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline_cocosnet.tasks import get_task
 from pipeline_cocosnet.processing import (
     ADE20K_CLASSES,
     ADE20K_LABEL_CHANNELS,
@@ -14,7 +15,6 @@ from pipeline_cocosnet.processing import (
     ADE20KMaskEncoder,
     StructureError,
     class_legend,
-    get_encoder,
     load_ade20k_mask,
     mask_to_palette,
     palette_to_mask,
@@ -47,8 +47,8 @@ def test_palette_and_classes_are_the_standard_150():
     assert len(set(ADE20K_PALETTE)) == 149 and (0, 0, 0) not in ADE20K_PALETTE
 
 
-def test_encoder_is_registered_with_151_channels():
-    encoder = get_encoder("mask-to-image")
+def test_the_task_s_encoder_has_151_channels():
+    encoder = get_task("mask-to-image").make_encoder()
     assert isinstance(encoder, ADE20KMaskEncoder)
     assert encoder.channels == ADE20K_LABEL_CHANNELS == 151
 

@@ -7,19 +7,30 @@ import os
 import sys
 from pathlib import Path
 
+from ..tasks import TASKS as TASK_REGISTRY
 from .weights import TASKS, WeightsConfig, env_var, parse_weights_args, read_config_file
 
 __all__ = ["build_parser", "main"]
 
 
+def _defaults() -> str:
+    """What each tab falls back to when no weights are configured (its task's ``weights``), in words."""
+    said = [
+        f"{task.name} falls back to the packaged {task.weights.default} weights (trained on procedural scenes)"
+        if task.weights.default else f"{task.name} uses the {task.weights.shared_with} weights"
+        for task in TASK_REGISTRY.values() if task.weights.default or task.weights.shared_with
+    ]  # fmt: skip
+    return " and ".join(said)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    demo_tabs = [task.name for task in TASK_REGISTRY.values() if task.weights.default]
     parser = argparse.ArgumentParser(
         prog="app.py",
         description=(
-            "CoCosNet v2 web demo: mask-to-image, edge-to-face, pose-to-body and oil-portrait tabs. Weights per tab come "
+            f"CoCosNet v2 web demo, one tab per task: {', '.join(TASKS)}. Weights per tab come "
             f"from --weights, the environment ({', '.join(env_var(t) for t in TASKS)}) or --config, in that order; "
-            "mask-to-image defaults to the packaged demo weights (trained on procedural scenes) and oil-portrait to the "
-            "edge-to-face weights. Tabs without weights still open and explain how to get them."
+            f"without any, {_defaults()}. Tabs without weights still open and explain how to get them."
         ),
     )
     parser.add_argument(
@@ -50,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the four Translate endpoints as MCP tools (Gradio's MCP server, at /gradio_api/mcp/; "
         "needs the mcp extra: pip install 'pipeline_cocosnet[mcp]')",
     )
-    parser.add_argument("--no-demo-weights", action="store_true", help="do not fall back to the demo weights for mask-to-image")
+    parser.add_argument("--no-demo-weights", action="store_true", help=f"do not fall back to the demo weights for {', '.join(demo_tabs)}")
     return parser
 
 

@@ -2,8 +2,9 @@
 
 Sources, first match wins: ``--weights TASK=PATH_OR_HUB_ID`` on the command line, the
 environment variable ``COCOSNET_WEIGHTS_<TASK>`` (e.g. ``COCOSNET_WEIGHTS_POSE_TO_BODY``),
-the ``[weights]`` table of a config file (TOML or YAML), then the defaults: the packaged
-demo weights for mask-to-image and the edge-to-face weights for oil-portrait.
+the ``[weights]`` table of a config file (TOML or YAML), then each task's defaults
+(``Task.weights``: the packaged demo weights for mask-to-image, the edge-to-face weights for
+oil-portrait).
 
 A value is a pipeline folder, a Hub repo id, ``release:NAME`` (the published release, e.g.
 ``release:deepfashionhd``: downloaded and converted on first use, cached on disk; see
@@ -22,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ..demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX
+from ..tasks import TASKS as TASK_REGISTRY
+from ..tasks import RESEARCH_TASK, get_task
 from ..weights import RELEASE_PREFIX
 
 __all__ = [
     "TASKS",
     "RELEASE_PREFIX",
     "DEMO_WEIGHTS",
-    "MODEL_TASK",
     "WeightsUnavailable",
     "WeightsConfig",
     "PipelineStore",
@@ -37,42 +39,11 @@ __all__ = [
     "read_config_file",
 ]
 
-#: the demo's tabs, in display order
-TASKS = ("mask-to-image", "edge-to-face", "pose-to-body", "oil-portrait")
-#: the pipeline task each tab's model must have (oil-portrait runs an edge-to-face model)
-MODEL_TASK = {"mask-to-image": "mask-to-image", "edge-to-face": "edge-to-face", "pose-to-body": "pose-to-body", "oil-portrait": "edge-to-face"}
+#: the demo's tabs, in display order (one per task: pipeline_cocosnet/tasks/)
+TASKS = tuple(TASK_REGISTRY)
 #: the name ``CoCosNetPipeline.from_pretrained`` loads the packaged procedural-scene model with, and how
 #: that model's origin note starts (one set of constants: pipeline_cocosnet/demo_model.py)
 DEMO_WEIGHTS, DEMO_NOTE = DEMO_MODEL, DEMO_ORIGIN_PREFIX
-
-#: how to get weights for each tab, appended to every "missing weights" message
-HOW_TO_GET = {
-    "pose-to-body": (
-        "Use the published DeepFashionHD checkpoint: start the app with `--weights pose-to-body=release:deepfashionhd` "
-        "(downloaded and converted on first use; or set COCOSNET_WEIGHTS_POSE_TO_BODY), or fetch it once with "
-        "`cocosnet fetch-release deepfashionhd --output weights/deepfashionhd`. With the research code's files already "
-        "downloaded: `--weights pose-to-body=checkpoints/deepfashionHD` (their folder, converted once), or "
-        "`cocosnet convert --corr latest_net_Corr.pth --translator latest_net_G.pth --output weights/deepfashionhd`; "
-        "then `--weights pose-to-body=weights/deepfashionhd`. "
-        "Or train your own: `cocosnet train --config configs/train_deepfashionhd.yaml` (the model lands in OUTPUT_DIR/pipeline)."
-    ),
-    "mask-to-image": (
-        "No ADE20k weights were published. Train them with `cocosnet train --config configs/train_ade20k.yaml "
-        "--data-root ADEChallengeData2016` and pass `--weights mask-to-image=runs/ade20k/pipeline` "
-        "(or set COCOSNET_WEIGHTS_MASK_TO_IMAGE); without configured weights the tab uses the packaged "
-        f"demo weights (`CoCosNetPipeline.from_pretrained(\"{DEMO_WEIGHTS}\")`) when this installation has them."
-    ),
-    "edge-to-face": (
-        "No edge-to-face (MetFaces) weights were published. Train them with `cocosnet train --config "
-        "configs/train_metfaces.yaml --data-root metfaces/images` and pass `--weights edge-to-face=OUTPUT_DIR/pipeline` "
-        "(or set COCOSNET_WEIGHTS_EDGE_TO_FACE), or point it at any pipeline folder or Hub repo with task edge-to-face."
-    ),
-    "oil-portrait": (
-        "The oil-portrait tab runs an edge-to-face (MetFaces) model: configure `--weights edge-to-face=FOLDER` "
-        "(used by both tabs) or `--weights oil-portrait=FOLDER`; train one with `cocosnet train --config "
-        "configs/train_metfaces.yaml`."
-    ),
-}
 
 
 class WeightsUnavailable(RuntimeError):
@@ -81,7 +52,7 @@ class WeightsUnavailable(RuntimeError):
 
 def env_var(task: str) -> str:
     """The environment variable naming ``task``'s weights, e.g. ``COCOSNET_WEIGHTS_POSE_TO_BODY``."""
-    return "COCOSNET_WEIGHTS_" + task.upper().replace("-", "_")
+    return get_task(task).env_var
 
 
 def _check_task(task: str, where: str) -> str:
@@ -174,10 +145,14 @@ class WeightsConfig:
                 if value:
                     sources[task], origins[task] = value, origin
                     break
-        if demo_default and "mask-to-image" not in sources:
-            sources["mask-to-image"], origins["mask-to-image"] = DEMO_WEIGHTS, "default"
-        if "oil-portrait" not in sources and "edge-to-face" in sources:
-            sources["oil-portrait"], origins["oil-portrait"] = sources["edge-to-face"], "edge-to-face weights"
+        for task in TASK_REGISTRY.values():
+            if task.name in sources:
+                continue
+            shared = task.weights.shared_with
+            if shared in sources:
+                sources[task.name], origins[task.name] = sources[shared], f"{shared} weights"
+            elif demo_default and task.weights.default is not None:
+                sources[task.name], origins[task.name] = task.weights.default, "default"
         return cls(sources, origins)
 
     def describe(self, task: str) -> str:
@@ -186,7 +161,7 @@ class WeightsConfig:
         if source is None:
             return f"**No weights configured for {task}.** The tab shows the inputs; see below how to get weights."
         if source == DEMO_WEIGHTS and self.origins.get(task) == "default":
-            return f"Weights: **{DEMO_NOTE}** (not ADE20k; configure real weights with `--weights mask-to-image=…`)."
+            return f"Weights: **{DEMO_NOTE}** (not trained on real data; configure real weights with `--weights {task}=…`)."
         if source.startswith(RELEASE_PREFIX):
             return (
                 f"Weights: the published release `{source}` (from {self.origins.get(task, 'config')}): downloaded and "
@@ -236,25 +211,27 @@ class PipelineStore:
 
         source = self.config.sources.get(task)
         if source is None:
-            raise WeightsUnavailable(f"{task}: no weights configured. {HOW_TO_GET[task]}")
+            raise WeightsUnavailable(f"{task}: no weights configured. {get_task(task).weights.how_to_get}")
         origin = self.config.origins.get(task, "config")
         is_release = source.startswith(RELEASE_PREFIX)
         if not is_release and source != DEMO_WEIGHTS:
             try:
                 check_local_weights(source)
             except OSError as error:
-                raise WeightsUnavailable(f"{task}: {error} (weights from {origin}). {HOW_TO_GET[task]}") from None
+                raise WeightsUnavailable(f"{task}: {error} (weights from {origin}). {get_task(task).weights.how_to_get}") from None
         is_local = Path(source).expanduser().exists()
         return source, origin, is_local, is_release
 
     def get(self, task: str):
         """The pipeline for ``task``'s tab; raises :class:`WeightsUnavailable` with instructions when it cannot be had."""
         source, origin, is_local, is_release = self._check_source(task)
-        if MODEL_TASK[task] != "pose-to-body" and (is_release or (is_local and _is_checkpoint_folder(source))):
+        spec = get_task(task)
+        how_to_get, expected = spec.weights.how_to_get, spec.model_task
+        if expected != RESEARCH_TASK and (is_release or (is_local and _is_checkpoint_folder(source))):
             raise WeightsUnavailable(
-                f"{task}: `{source}` (from {origin}) is the published pose-to-body release or a research-code checkpoint "
-                f"folder; this tab needs a pipeline folder with task {MODEL_TASK[task]} (convert one with `cocosnet convert "
-                f"--checkpoint-dir DIR --task {MODEL_TASK[task]} --resolution N`). {HOW_TO_GET[task]}"
+                f"{task}: `{source}` (from {origin}) is the published {RESEARCH_TASK} release or a research-code checkpoint "
+                f"folder; this tab needs a pipeline folder with task {expected} (convert one with `cocosnet convert "
+                f"--checkpoint-dir DIR --task {expected} --resolution N`). {how_to_get}"
             )
         with self._lock:
             source_lock = self._source_locks.setdefault(source, threading.Lock())
@@ -277,12 +254,11 @@ class PipelineStore:
                 what = f"cannot load the pipeline folder `{source}` (from {origin}) ({type(pipe).__name__}: {pipe})"
             else:  # the pipeline's own one-line Hub message (no such folder / offline / no such repo)
                 what = f"{pipe} (weights from {origin})"
-            raise WeightsUnavailable(f"{task}: {what}. {HOW_TO_GET[task]}")
-        expected = MODEL_TASK[task]
+            raise WeightsUnavailable(f"{task}: {what}. {how_to_get}")
         if pipe.config.task != expected:
             raise WeightsUnavailable(
                 f"{task}: the weights at `{source}` are a {pipe.config.task or 'task-less'} model, but this tab needs "
-                f"a {expected} model. {HOW_TO_GET[task]}"
+                f"a {expected} model. {how_to_get}"
             )
         return pipe
 

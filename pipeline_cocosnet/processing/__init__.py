@@ -5,7 +5,7 @@ Three layers, each importing only the ones below it (docs/architecture.md §12):
 * ``formats/``: data formats (ADE20k tables and palette, keypoints and the pose label);
 * ``backends/``: photo backends (segmentation, pose estimation, face landmarks), optional packages
   imported on first use;
-* ``encoders/``: the per-task structure encoders and their explicit registry.
+* ``encoders/``: the structure encoders, one per model task (the tasks: ``pipeline_cocosnet.tasks``).
 
 ``errors`` (``StructureError``) and ``images`` (photo/array/tensor conversions) sit below all three.
 """

@@ -23,7 +23,7 @@ from ..pipeline import CoCosNetPipeline
 __all__ = ["package_demo", "MODEL_CARD"]
 
 #: the card's body (its metadata comes from ``model_card.model_card_data``, tagged ``demo``)
-MODEL_CARD = """# CoCosNet v2 demo model — mask-to-image, {demo_prefix}
+MODEL_CARD = """# CoCosNet v2 demo model — {task}, {demo_prefix}
 
 **These are demo weights trained on procedural scenes, not on ADE20k.** They let
 `pipeline_cocosnet` and its app do their main job out of the box, offline, with nothing
@@ -39,7 +39,7 @@ image = pipe(mask, exemplar, exemplar_mask).images[0]
 
 | | |
 |---|---|
-| task | mask-to-image (ADE20k class ids, 151 label channels) |
+| task | {task} (ADE20k class ids, 151 label channels) |
 | resolution | {height}×{width} |
 | networks | nef {nef}, ngf {ngf}, SPADE hidden {spade_hidden}, {iterations} PatchMatch iterations, learning ConvGRU: {learn_gru} |
 | parameters | {params:.2f} M, stored in fp16 ({megabytes:.1f} MB) |
@@ -92,6 +92,7 @@ def package_demo(
     size = sum(p.stat().st_size for p in output.rglob("*.safetensors"))
     corr, translator = pipe.correspondence.config, pipe.translator.config
     body = MODEL_CARD.format(
+        task=pipe.config.task,
         demo_prefix=DEMO_ORIGIN_PREFIX,
         height=pipe.config.resolution[0],
         width=pipe.config.resolution[1],

@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..processing.encoders.base import StructureEncoder
+from ..tasks import get_task
+
 __all__ = ["CSVLogger", "label_to_rgb", "grid_image", "requested_trackers", "log_image_to_trackers"]
 
 logger = logging.getLogger(__name__)
@@ -114,27 +117,11 @@ def _format(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def _palette(n: int) -> torch.Tensor:
-    rng = np.random.default_rng(12345)
-    colours = rng.integers(40, 256, size=(n, 3))
-    colours[0] = 0
-    return torch.from_numpy(colours).float() / 127.5 - 1
-
-
 def label_to_rgb(label: torch.Tensor, task: Optional[str] = None) -> torch.Tensor:
-    """B×Cl×H×W label → B×3×H×W picture in [-1, 1] (pose: its skeleton; 1 channel: grey; one-hot: colours)."""
-    label = label.float()
-    if task == "pose-to-body" or label.shape[1] == 3:
-        return label[:, :3] * 2 - 1
-    if label.shape[1] == 1:
-        return label.expand(-1, 3, -1, -1) * 2 - 1
-    if task == "mask-to-image":
-        from ..processing.formats.ade20k import ADE20K_PALETTE
-
-        palette = torch.tensor([(0, 0, 0), *ADE20K_PALETTE], dtype=torch.float32) / 127.5 - 1
-    else:
-        palette = _palette(label.shape[1])
-    return palette.to(label.device)[label.argmax(dim=1)].permute(0, 3, 1, 2)
+    """B×Cl×H×W label → B×3×H×W picture in [-1, 1], drawn by ``task``'s encoder (``label_picture``: pose its
+    skeleton, ADE20k masks their palette colours); without a task: 1 channel grey, 3 as colours, more as classes."""
+    encoder = get_task(task, model=True).encoder_class if task else StructureEncoder
+    return encoder.label_picture(label) * 2 - 1
 
 
 @torch.no_grad()

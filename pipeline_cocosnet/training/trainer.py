@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..hub import looks_local
 from ..pipeline import CoCosNetPipeline
+from ..tasks import task_for_data
 from .checkpoints import (
     MANIFEST,
     checkpoint_folder,
@@ -160,6 +161,9 @@ class Trainer:
         set_seed(run.seed)
 
         self.dataset = build_dataset(config.data, config.model.label_channels)
+        data_task = task_for_data(config.data.kind)
+        #: the task the model is trained for (the saved pipeline's structure encoder): the config's, else the data's
+        self.task: Optional[str] = config.train.task or (data_task.name if data_task else None)
         if len(self.dataset) < run.batch_size * accelerator.num_processes:
             raise ValueError(
                 f"{len(self.dataset)} training samples cannot fill one batch of {run.batch_size} on each of "
@@ -331,7 +335,7 @@ class Trainer:
             pipe = CoCosNetPipeline(
                 torch.nn.Module.to(folded_copy(module.correspondence), "cpu"),
                 torch.nn.Module.to(folded_copy(module.translator), "cpu"),
-                task=config.train.task or self.dataset.task,
+                task=self.task,
                 resolution=tuple(data.size),
                 license=config.train.license,
                 origin=origin,
@@ -451,8 +455,7 @@ class Trainer:
         if not self.accelerator.is_main_process or not hasattr(self, "last_batch"):
             return None
         batch, out = self.last_batch, self.last_output
-        task = self.config.train.task or self.dataset.task
-        grid = grid_image([label_to_rgb(batch["label"], task), batch["exemplar"], out.warps[-1], out.fake, batch["image"]])
+        grid = grid_image([label_to_rgb(batch["label"], self.task), batch["exemplar"], out.warps[-1], out.fake, batch["image"]])
         path = self.output_dir / "samples" / f"step-{self.state.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(grid).save(path)

@@ -1,10 +1,10 @@
 """The structure-encoder interface: what a task's users have → the label its model expects.
 
-Each task (pose-to-body, mask-to-image, edge-to-face) has one encoder (the registry:
-:mod:`pipeline_cocosnet.processing.encoders.registry`). It declares
-how many label channels it produces (the pipeline checks that against the model),
-encodes user inputs into a Cl×H×W float tensor in [0, 1], renders a structure for
-display, and says how an exemplar photo is brought to the model's size.
+Each model task has one encoder (named by its task in :mod:`pipeline_cocosnet.tasks`). It
+declares how many label channels it produces (the pipeline checks that against the model),
+encodes user inputs into a Cl×H×W float tensor in [0, 1], says which inputs are one item
+rather than a batch, renders a structure (and a label) for display, and says how an exemplar
+photo is brought to the model's size.
 
 Its options (the constructor's keyword arguments) are saved with a pipeline: :meth:`get_config`
 gives them as JSON values and :meth:`from_config` rebuilds the encoder. Setting an option on an
@@ -17,12 +17,24 @@ import warnings
 from abc import ABC, abstractmethod
 from typing import Any, Callable, ClassVar
 
+import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import StructureError
 
-__all__ = ["StructureEncoder", "Choice", "Backend"]
+__all__ = ["StructureEncoder", "Choice", "Backend", "class_colours"]
+
+
+def class_colours(label: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """B×Cl×H×W one-hot labels → B×3×H×W pictures: each pixel the ``palette`` row (Cl×3 in [0, 1]) of its class."""
+    return palette.to(label.device)[label.argmax(dim=1)].permute(0, 3, 1, 2)
+
+
+def _random_palette(classes: int) -> torch.Tensor:
+    colours = torch.from_numpy(np.random.default_rng(12345).integers(40, 256, size=(classes, 3))).float() / 255
+    colours[0] = 0
+    return colours
 
 
 class Choice:
@@ -80,7 +92,7 @@ class Backend:
 class StructureEncoder(ABC):
     """Base class of the per-task structure encoders."""
 
-    #: task name, e.g. ``"pose-to-body"``
+    #: the model task it encodes for (:mod:`pipeline_cocosnet.tasks`); saved as ``structure_encoder.task``
     task: ClassVar[str]
     #: number of label channels produced
     channels: int
@@ -137,11 +149,27 @@ class StructureEncoder(ABC):
             f"{self.task}: cannot extract the structure from a photo with this encoder; pass it explicitly"
         )
 
+    @classmethod
+    def is_single(cls, value: Any) -> bool:
+        """Whether a list given as a structure is one item (e.g. one pose's keypoints) rather than a batch."""
+        return False
+
     def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
         """An RGB picture of the structure, for display."""
         label = self.encode(structure, size)
         picture = label[:3] if label.shape[0] >= 3 else label[:1].expand(3, -1, -1)
         return Image.fromarray((picture.permute(1, 2, 0) * 255).round().byte().numpy())
+
+    @classmethod
+    def label_picture(cls, label: torch.Tensor) -> torch.Tensor:
+        """B×Cl×H×W labels in [0, 1] → B×3×H×W pictures in [0, 1] (training grids): 3 channels as colours,
+        1 as grey, more as one-hot classes in fixed random colours (class 0 black)."""
+        label = label.float()
+        if label.shape[1] == 3:
+            return label
+        if label.shape[1] == 1:
+            return label.expand(-1, 3, -1, -1)
+        return class_colours(label, _random_palette(label.shape[1]))
 
     def prepare_exemplar(self, photo: Image.Image, size: tuple[int, int]) -> Image.Image:
         """Bring an exemplar photo to ``size`` = (H, W) as the task's training data was (default: bicubic)."""

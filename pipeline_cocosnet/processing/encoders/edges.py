@@ -285,7 +285,7 @@ class EdgeEncoder(StructureEncoder):
         if self.landmarker is None:
             return photo
         if size[0] != size[1]:
-            raise StructureError(f"edge-to-face: face alignment makes square crops; got size {size[0]}×{size[1]}")
+            raise StructureError(f"{self.task}: face alignment makes square crops; got size {size[0]}×{size[1]}")
         return align_face(photo, size[0], self.landmarker)[0]
 
     def _photo_edges(self, photo: Image.Image, size: tuple[int, int]) -> np.ndarray:

@@ -24,6 +24,7 @@ from ..errors import StructureError
 from ..images import open_structure_file
 from ..formats.ade20k import (
     ADE20K_LABEL_CHANNELS,
+    ADE20K_PALETTE,
     INDEX_MODES,
     check_indices,
     load_ade20k_mask,
@@ -31,7 +32,7 @@ from ..formats.ade20k import (
     mask_to_palette,
     resize_mask_nearest,
 )
-from .base import Backend, Choice, StructureEncoder
+from .base import Backend, Choice, StructureEncoder, class_colours
 
 __all__ = ["ADE20KMaskEncoder"]
 
@@ -72,7 +73,7 @@ class ADE20KMaskEncoder(StructureEncoder):
             rgb = structure[..., :3]
         elif self.input_format == "photo":
             raise StructureError(
-                f"mask-to-image: input_format='photo' needs an RGB photo (PIL image, uint8 H×W×3 array or image "
+                f"{self.task}: input_format='photo' needs an RGB photo (PIL image, uint8 H×W×3 array or image "
                 f"path), got {type(structure).__name__}"
             )
         else:
@@ -96,6 +97,11 @@ class ADE20KMaskEncoder(StructureEncoder):
     def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
         """The mask in ADE20k palette colours at ``size`` (unknown: black)."""
         return mask_to_palette(self.index_mask(structure, size))
+
+    @classmethod
+    def label_picture(cls, label: torch.Tensor) -> torch.Tensor:
+        """B×151×H×W one-hot labels → B×3×H×W in [0, 1], in the ADE20k palette colours (class 0 black)."""
+        return class_colours(label.float(), torch.tensor([(0, 0, 0), *ADE20K_PALETTE], dtype=torch.float32) / 255)
 
     def extract(self, photo: Image.Image) -> np.ndarray:
         """The photo's ADE20k index mask (uint8 H×W at the photo's size, 0..150) from the segmenter."""

@@ -83,7 +83,7 @@ class PoseEncoder(StructureEncoder):
         name = getattr(self.estimator, "name", type(self.estimator).__name__)
         if keypoints is None or all(point is None for point in normalize_keypoints(keypoints)):
             raise StructureError(
-                f"pose-to-body: the {name} pose estimator found no person in the {image.width}×{image.height} photo"
+                f"{self.task}: the {name} pose estimator found no person in the {image.width}×{image.height} photo"
             )
         return scale_keypoints_to_canvas(keypoints, image.size)
 
@@ -122,6 +122,24 @@ class PoseEncoder(StructureEncoder):
 
     def render(self, structure: Any, size: tuple[int, int]) -> Image.Image:
         return render_pose_image(self.keypoints(structure), self._side(size))
+
+    @classmethod
+    def is_single(cls, value: Any) -> bool:
+        """A list of (x, y) pairs and ``None`` (at least one point) is one pose's keypoints, not a batch."""
+
+        def is_point(item: Any) -> bool:
+            if item is None:
+                return True
+            if isinstance(item, (tuple, list, np.ndarray)) and len(item) == 2:
+                return all(isinstance(v, (int, float, np.integer, np.floating)) for v in item)
+            return False
+
+        return isinstance(value, list) and bool(value) and all(map(is_point, value)) and any(v is not None for v in value)
+
+    @classmethod
+    def label_picture(cls, label: torch.Tensor) -> torch.Tensor:
+        """The label's first three channels: the skeleton drawn in colour (the rest are limb masks)."""
+        return label[:, :3].float()
 
     def prepare_exemplar(self, photo: Image.Image, size: tuple[int, int]) -> Image.Image:
         return prepare_exemplar_photo(photo, self._side(size))

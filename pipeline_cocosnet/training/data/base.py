@@ -95,9 +95,6 @@ class PairedDataset(Dataset):
         label_channels: Cl of the model being trained.
     """
 
-    #: the task this data trains (the pipeline's structure encoder), or None
-    task: Optional[str] = None
-
     def __init__(self, config: DataConfig, label_channels: int):
         if config.on_error not in ("skip", "raise"):
             raise ValueError(f"data.on_error must be 'skip' or 'raise', got {config.on_error!r}")

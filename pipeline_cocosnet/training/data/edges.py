@@ -22,7 +22,6 @@ __all__ = ["EdgeFolderDataset"]
 class EdgeFolderDataset(PairedDataset):
     """Photos → (edge label replicated into ``label_channels`` channels, photo)."""
 
-    task = "edge-to-face"
 
     def discover(self) -> list[str]:
         if self.root is None or not self.root.is_dir():

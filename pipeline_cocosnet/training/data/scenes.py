@@ -387,7 +387,6 @@ class ScenesDataset(PairedDataset):
     colour transfer; the warp loss then compares with the target itself).
     """
 
-    task = "mask-to-image"
 
     def discover(self) -> list[str]:
         if self.label_channels != ADE20K_LABEL_CHANNELS:
