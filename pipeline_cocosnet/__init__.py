@@ -22,6 +22,7 @@ _EXPORTS = {
     "ExemplarSuggestion": ".pipeline_output",
     "DEMO_MODEL": ".demo_model",
     "demo_model_path": ".demo_model",
+    "load_pipeline": ".weights",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .models import CoCosNetCorrespondence, CoCosNetTranslator, CorrespondenceOutput
     from .pipeline import CoCosNetPipeline, PipelineInterrupted
     from .pipeline_output import CoCosNetPipelineOutput, ExemplarSuggestion
+    from .weights import load_pipeline
 
 
 def __getattr__(name: str) -> Any:

@@ -20,10 +20,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["HubError", "HUB_ID", "looks_local", "check_local_weights", "hub_errors", "upload_pipeline_folder"]
+__all__ = [
+    "HubError", "HUB_ID", "RELEASE_PREFIX", "looks_local", "is_checkpoint_folder", "check_local_weights", "hub_errors",
+    "upload_pipeline_folder",
+]  # fmt: skip
 
 #: release.py's cache stamp in a converted folder: what it was converted from (local bookkeeping)
 CACHE_STAMP = ".cocosnet-source.json"
+#: ``release:NAME`` weights: the published release, fetched and converted on first use (pipeline_cocosnet/weights.py)
+RELEASE_PREFIX = "release:"
 #: files of a pipeline folder that are ours, not the model's: never uploaded
 LOCAL_ONLY_FILES = [CACHE_STAMP]
 
@@ -45,10 +50,26 @@ def looks_local(name: str) -> bool:
     return Path(name.split("/", 1)[0]).expanduser().is_dir()  # ``weights/x`` inside an existing ``weights/`` folder
 
 
+def is_checkpoint_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a research-code checkpoint folder (``*_net_Corr.pth`` files, no ``model_index.json``)."""
+    path = Path(path)
+    return path.is_dir() and not (path / "model_index.json").is_file() and any(path.rglob("*_net_Corr.pth"))
+
+
 def check_local_weights(name: str | os.PathLike) -> None:
-    """Raise ``FileNotFoundError("no such folder: …")`` for a missing local weights path (Hub ids pass)."""
+    """Raise ``FileNotFoundError("no such folder: …")`` for a missing local weights path (Hub ids pass).
+
+    ``release:NAME`` and the research code's checkpoint folders are not pipeline folders: the
+    error says to load them through ``pipeline_cocosnet.load_pipeline``, which converts them once.
+    """
     text = str(name)
     path = Path(text).expanduser()
+    if text.startswith(RELEASE_PREFIX) or is_checkpoint_folder(path):
+        what = "a published release" if text.startswith(RELEASE_PREFIX) else "the research code's checkpoint folder"
+        raise FileNotFoundError(
+            f"{text} is {what}, not a pipeline folder: load it with pipeline_cocosnet.load_pipeline({text!r}) "
+            "(downloaded and converted once, then cached) or `cocosnet translate --model …`"
+        )
     if path.exists():
         if not path.is_dir():
             raise NotADirectoryError(f"not a pipeline folder (a file): {path}")

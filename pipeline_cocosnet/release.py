@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .convert import CheckpointError, convert_checkpoints, find_checkpoint_pair, pick_checkpoint_pair
-from .hub import CACHE_STAMP
+from .hub import CACHE_STAMP, is_checkpoint_folder
 from .tasks import RESEARCH_TASK
 
 __all__ = [
@@ -366,12 +366,6 @@ def convert_once(corr: str | os.PathLike, translator: str | os.PathLike, output:
 def _file_identity(path: Path) -> dict[str, Any]:
     stat = path.stat()
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def is_checkpoint_folder(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a research-code checkpoint folder (``*_net_Corr.pth`` files, no ``model_index.json``)."""
-    path = Path(path)
-    return path.is_dir() and not (path / "model_index.json").is_file() and any(path.rglob("*_net_Corr.pth"))
 
 
 def converted_checkpoint_folder(folder: str | os.PathLike, epoch: str = "latest", *, release: str = "deepfashionhd") -> Path:

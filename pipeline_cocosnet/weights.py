@@ -19,10 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RELEASE_PREFIX", "resolve_weights", "load_pipeline"]
+from .hub import RELEASE_PREFIX, is_checkpoint_folder
 
-#: ``release:NAME`` weights: fetch and convert the published release on first use
-RELEASE_PREFIX = "release:"
+__all__ = ["RELEASE_PREFIX", "resolve_weights", "load_pipeline"]
 
 
 def resolve_weights(source: str | os.PathLike, *, progress: bool = True) -> str:
@@ -33,7 +32,7 @@ def resolve_weights(source: str | os.PathLike, *, progress: bool = True) -> str:
     if text.startswith(RELEASE_PREFIX):
         return str(release.fetch_release(text[len(RELEASE_PREFIX) :], progress=progress))
     path = Path(text).expanduser()
-    if release.is_checkpoint_folder(path):
+    if is_checkpoint_folder(path):
         return str(release.converted_checkpoint_folder(path))
     return str(path) if path.exists() else text
 

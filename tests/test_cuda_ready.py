@@ -176,7 +176,7 @@ def patchmatch_inputs(batch: int = 2):
     label, exemplar, exemplar_label = random_inputs(batch, 4, 64, 64)
     with torch.no_grad():
         features = correspondence.encode(label, exemplar, exemplar_label)
-        _, index = correspondence.attend(features.theta[0], features.phi[0], torch.nn.functional.avg_pool2d(exemplar, 8))
+        _, index = correspondence.dense_correspondence(features.theta[0], features.phi[0], torch.nn.functional.avg_pool2d(exemplar, 8))
     from pipeline_cocosnet.models.patchmatch import initial_offsets
 
     offsets = initial_offsets(index, tuple(features.theta[1].shape[-2:]), 4)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline_cocosnet.reference.naive import full_attention, naive_copy, per_candidate_scores, plain_layers
+from pipeline_cocosnet.reference.naive import naive_copy, per_candidate_scores, plain_layers, unchunked_dense_correspondence
 from pipeline_cocosnet.models.attention import dense_correspondence
 from pipeline_cocosnet.models.layers import ACTIVATIONS, conv2d_activation, instance_norm, normalize_channels
 from pipeline_cocosnet.models import fused_search, patchmatch
@@ -179,7 +179,7 @@ def test_chunked_dense_level_equals_the_full_attention_matrix(chunk_elements):
     theta, phi = features(2, seed=3), features(2, seed=4)
     exemplar = torch.rand(2, 3, H, W, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 2 - 1
     warp, index = dense_correspondence(theta, phi, exemplar, 0.01, chunk_elements=chunk_elements)
-    full_warp, full_index = full_attention(theta, phi, exemplar, 0.01)
+    full_warp, full_index = unchunked_dense_correspondence(theta, phi, exemplar, 0.01)
     # scores (C terms, ×1/τ in the softmax), then a weighted sum of H·W exemplar values in [-1, 1]
     bound = rounding_bound(torch.float64, C, magnitude=1 / TAU) + rounding_bound(torch.float64, H * W)
     torch.testing.assert_close(warp, full_warp, atol=bound, rtol=0)

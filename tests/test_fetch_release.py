@@ -403,3 +403,19 @@ def test_the_pose_tab_without_weights_downloads_the_release_with_one_click(serve
     finally:
         demo.close()
     assert _size(result) == (512, 512)
+
+
+def test_from_pretrained_points_releases_and_checkpoint_folders_to_load_pipeline(cache, tmp_path):
+    import pipeline_cocosnet
+    from pipeline_cocosnet import CoCosNetPipeline
+
+    folder = write_release_checkpoints(tmp_path / "checkpoints" / "deepfashionHD")
+    for source, what in (("release:deepfashionhd", "a published release"), (str(folder), "the research code's checkpoint folder")):
+        with pytest.raises(FileNotFoundError) as caught:
+            CoCosNetPipeline.from_pretrained(source)
+        message = str(caught.value)
+        assert "\n" not in message and what in message and f"pipeline_cocosnet.load_pipeline({source!r})" in message
+    pipe = pipeline_cocosnet.load_pipeline(folder)  # the one resolver: converted once into the cache
+    assert pipe.config.task == "pose-to-body"
+    (converted,) = (cache / "converted").iterdir()
+    assert_published_weights(converted)

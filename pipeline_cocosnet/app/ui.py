@@ -553,16 +553,16 @@ def build_demo(
         task = tab.task.name
         problem = store.missing(task)
         release = tab.release() if problem is not None else None
-        with gr.Row(equal_height=True):
+        with gr.Row():  # buttons only: the explanation goes below (beside them, it stretched them to its height)
             button = gr.Button("Translate", variant="primary", interactive=problem is None, scale=1, elem_id=f"{task}-translate")
             stop = gr.Button("Stop", variant="stop", visible=False, scale=0, min_width=100, elem_id=f"{task}-stop")
             if release is not None:  # a published checkpoint exists: one click instead of a terminal
                 fetch = gr.Button(
                     f"Download the published {release.title} weights ({release.license.upper()} licence)", variant="secondary",
-                    scale=2, elem_id=f"{task}-fetch",
+                    scale=1, elem_id=f"{task}-fetch",
                 )  # fmt: skip
-            if problem is not None:
-                missing = gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing", scale=4)
+        if problem is not None:
+            missing = gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing")
         if release is not None:
 
             def fetch_weights(progress=gr.Progress(track_tqdm=True)):
@@ -609,9 +609,9 @@ def build_demo(
                     if "exemplar" in roles:
                         targets = [item for item in task.tab.inputs if item.role in roles]
                         exemplar_gallery(tab, targets, components)
+        add_examples(tab, components)  # under the inputs they fill, before Translate
         buttons = translate_buttons(tab)
         on_translate(tab, buttons, components, _result_column(task))
-        add_examples(tab, components)
 
     # delete_cache: every hour, the files this demo wrote into Gradio's cache (results, previews) older than a day go
     with gr.Blocks(title=title, delete_cache=(3600, 86400)) as demo:

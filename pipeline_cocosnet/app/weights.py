@@ -214,7 +214,7 @@ class PipelineStore:
             raise WeightsUnavailable(f"{task}: no weights configured. {get_task(task).weights.how_to_get}")
         origin = self.config.origins.get(task, "config")
         is_release = source.startswith(RELEASE_PREFIX)
-        if not is_release and source != DEMO_WEIGHTS:
+        if not is_release and source != DEMO_WEIGHTS and not _is_checkpoint_folder(source):  # those load_pipeline converts
             try:
                 check_local_weights(source)
             except OSError as error:
@@ -277,6 +277,6 @@ class PipelineStore:
 
 
 def _is_checkpoint_folder(source: str) -> bool:
-    from ..release import is_checkpoint_folder
+    from ..hub import is_checkpoint_folder
 
     return is_checkpoint_folder(Path(source).expanduser())

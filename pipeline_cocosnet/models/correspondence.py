@@ -165,7 +165,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         phi = [matching_projection(conv, f) for conv, f in zip(self.phi, exemplar_side)]
         return MatchingFeatures(structure, exemplar_side, theta, phi)
 
-    def attend(
+    def dense_correspondence(
         self, theta: torch.Tensor, phi: torch.Tensor, exemplar: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The dense coarsest level: warp B×3×h×w and argmax index B×h×w (see ``dense_correspondence``)."""
@@ -195,7 +195,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
             size = tuple(theta.shape[-2:])
             target = F.avg_pool2d(exemplar, exemplar.shape[-1] // size[1]) if size != exemplar.shape[-2:] else exemplar
             if not indices:
-                warp, index = self.attend(theta, phi, target)
+                warp, index = self.dense_correspondence(theta, phi, target)
                 index = index.unsqueeze(-1)
             else:
                 offsets = initial_offsets(indices[-1][..., 0], size, self.window)

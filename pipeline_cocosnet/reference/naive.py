@@ -35,7 +35,7 @@ def per_candidate_scores(theta: torch.Tensor, phi: torch.Tensor, index: torch.Te
 
 
 @full_precision
-def full_attention(
+def unchunked_dense_correspondence(
     theta: torch.Tensor, phi: torch.Tensor, exemplar: torch.Tensor, temperature: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The dense level with the whole N×N attention matrix: (warp B×3×h×w, argmax B×h×w)."""
@@ -143,8 +143,8 @@ def plain_layers(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class NaiveCorrespondence(CoCosNetCorrespondence):
-    def attend(self, theta: torch.Tensor, phi: torch.Tensor, exemplar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return full_attention(theta, phi, exemplar, self.config.temperature)
+    def dense_correspondence(self, theta: torch.Tensor, phi: torch.Tensor, exemplar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return unchunked_dense_correspondence(theta, phi, exemplar, self.config.temperature)
 
 
 def naive_copy(model: CoCosNetCorrespondence) -> NaiveCorrespondence:
