@@ -1,7 +1,7 @@
 """FLOP share of modules of CoCosNet v2 at the published widths (ngf 64, nef 32), random weights.
 
     python experiments/flop_share.py --size 512
-    python experiments/flop_share.py --size 512 --modules structure_encoder.decoder.3 exemplar_encoder.decoder.3
+    python experiments/flop_share.py --size 512 --modules structure_aligner.decoder.3 exemplar_aligner.decoder.3
 
 An experiment script, not part of the package (results: docs/cpu-speed.md, "Quality"). Counts
 ``torch.utils.flop_counter`` FLOPs (convolutions and matrix products) of one forward of the

@@ -676,7 +676,7 @@ class CoCosNetPipeline(DiffusionPipeline):
             for model in (self.correspondence, self.translator):  # oneDNN / cuDNN convs run faster NHWC
                 model.to(memory_format=torch.channels_last)
 
-        levels = len(self.correspondence.structure_encoder.decoder)
+        levels = len(self.correspondence.structure_aligner.decoder)
         with self.progress_bar(total=levels + 2) as progress, self._float32_precision():
 
             def check_interrupt(where: str) -> None:

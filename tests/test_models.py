@@ -89,7 +89,7 @@ def test_gradients_reach_the_encoders_but_not_the_gru_as_published(models):
     correspondence, translator = tiny_models(CL)
     out = correspondence(*random_inputs(1, CL, 64, 64))
     translator(random_inputs(1, CL, 64, 64)[0], out.warps).mean().backward()
-    assert correspondence.structure_encoder.conv_in.weight.grad.abs().sum() > 0
+    assert correspondence.structure_aligner.conv_in.weight.grad.abs().sum() > 0
     assert correspondence.theta[3].weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in correspondence.patchmatch.parameters())
 
@@ -149,3 +149,26 @@ def test_spade_modulates_the_positional_norm_with_separate_gamma_and_beta():
         # the widest sum: a 3×3 convolution of the 8 hidden channels, times the normalised x
         bound = rounding_bound(torch.float64, 9 * 8, magnitude=expected.abs().max().item())
         torch.testing.assert_close(spade(x, cond), expected, atol=bound, rtol=0)
+
+
+def _with_old_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` as saved before the domain-alignment encoders were called aligners."""
+    old = {"structure_aligner.": "structure_encoder.", "exemplar_aligner.": "exemplar_encoder."}
+    return {next((o + k[len(n) :] for n, o in old.items() if k.startswith(n)), k): v for k, v in state.items()}
+
+
+def test_weights_saved_with_the_old_module_names_still_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    correspondence, _ = tiny_models(CL)
+    correspondence.save_pretrained(tmp_path)
+    path = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file(_with_old_names(load_file(path)), path)
+    assert any(k.startswith("structure_encoder.") for k in load_file(path))
+    loaded = CoCosNetCorrespondence.from_pretrained(tmp_path)  # diffusers' loading path
+    fresh, _ = tiny_models(CL, seed=1)
+    fresh.load_state_dict(_with_old_names(correspondence.state_dict()))  # torch's (training checkpoints)
+    wrapper = torch.nn.ModuleDict({"correspondence": tiny_models(CL, seed=2)[0]})  # under a prefix
+    wrapper.load_state_dict({f"correspondence.{k}": v for k, v in _with_old_names(correspondence.state_dict()).items()})
+    for model in (loaded, fresh, wrapper["correspondence"]):
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), correspondence.state_dict().values()))

@@ -324,14 +324,14 @@ def tied_pipeline(channels: int = 3) -> CoCosNetPipeline:
     features of a structure and of an exemplar with the same label coincide.
     """
     correspondence, translator = tiny_models(channels, seed=3)
-    source = correspondence.structure_encoder.state_dict()
+    source = correspondence.structure_aligner.state_dict()
     tied = {}
-    for name, value in correspondence.exemplar_encoder.state_dict().items():
+    for name, value in correspondence.exemplar_aligner.state_dict().items():
         if value.shape == source[name].shape:
             tied[name] = source[name].clone()
         else:  # first dim 1 is 3 image channels + the label channels
             tied[name] = torch.cat([torch.zeros_like(value[:, :3]), source[name]], dim=1)
-    correspondence.exemplar_encoder.load_state_dict(tied)
+    correspondence.exemplar_aligner.load_state_dict(tied)
     correspondence.phi.load_state_dict(correspondence.theta.state_dict())
     pipe = CoCosNetPipeline(correspondence, translator, task=None, resolution=(64, 64))
     pipe.set_progress_bar_config(disable=True)

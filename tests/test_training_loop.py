@@ -241,7 +241,7 @@ def test_gru_gradients_only_in_the_learning_mode(tmp_path, vgg, learn_gru):
         assert all(id(p) in in_optimizer for p in patchmatch.parameters())
     else:
         assert all(g is None for g in grads.values())
-    encoder = trainer.generator_module.correspondence.structure_encoder
+    encoder = trainer.generator_module.correspondence.structure_aligner
     assert encoder.conv_in.parametrizations.weight.original.grad.abs().sum() > 0
 
 

@@ -9,7 +9,7 @@ exemplar ──encoder──► g_l ──φ_l──┘    levels 1..: PatchMatc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +116,18 @@ class DomainAlignmentEncoder(nn.Module):
         return [normalize_channels(f) for f in features]
 
 
+#: weight names before the domain-alignment encoders became "aligners" → now
+RENAMED_KEYS = (("structure_encoder.", "structure_aligner."), ("exemplar_encoder.", "exemplar_aligner."))
+
+
+def _rename_old_keys(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, *args: Any) -> None:
+    """Rename, in place, the weights of ``state_dict`` under ``prefix`` saved with the old module names."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        for old, new in RENAMED_KEYS:
+            if key.startswith(prefix + old):
+                state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+
+
 class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
     """CoCosNet v2 correspondence network.
 
@@ -147,20 +159,27 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
         self.window = round(num_candidates**0.5)
         if self.window**2 != num_candidates:
             raise ValueError(f"num_candidates must be a square (4×4 = 16 in CoCosNet v2), got {num_candidates}")
-        self.structure_encoder = DomainAlignmentEncoder(label_channels, nef, spade_hidden)
-        self.exemplar_encoder = DomainAlignmentEncoder(image_channels + label_channels, nef, spade_hidden)
-        widths = self.structure_encoder.out_channels
+        # the domain-alignment encoders ("aligners": `structure_encoder` is the pipeline's user-input encoder)
+        self.structure_aligner = DomainAlignmentEncoder(label_channels, nef, spade_hidden)
+        self.exemplar_aligner = DomainAlignmentEncoder(image_channels + label_channels, nef, spade_hidden)
+        widths = self.structure_aligner.out_channels
         self.theta = nn.ModuleList(nn.Conv2d(c, nef, 1) for c in widths)
         self.phi = nn.ModuleList(nn.Conv2d(c, nef, 1) for c in widths)
         self.patchmatch = PatchMatch(nef, hidden_channels, num_candidates, iterations, temperature, learn_gru)
+        self.register_load_state_dict_pre_hook(_rename_old_keys)  # torch's load_state_dict (training checkpoints)
+
+    def _fix_state_dict_keys_on_load(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """diffusers' hook for renamed weights (``from_pretrained``): folders saved before the rename still load."""
+        super()._fix_state_dict_keys_on_load(state_dict)
+        _rename_old_keys(self, state_dict, "")
 
     @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first
     def encode(
         self, label: torch.Tensor, exemplar: torch.Tensor, exemplar_label: torch.Tensor
     ) -> MatchingFeatures:
         """Domain-aligned features of both sides and their matching projections θ, φ (docs/architecture.md §2, §4)."""
-        structure = self.structure_encoder(label)
-        exemplar_side = self.exemplar_encoder(torch.cat([exemplar, exemplar_label], dim=1))
+        structure = self.structure_aligner(label)
+        exemplar_side = self.exemplar_aligner(torch.cat([exemplar, exemplar_label], dim=1))
         theta = [matching_projection(conv, f) for conv, f in zip(self.theta, structure)]
         phi = [matching_projection(conv, f) for conv, f in zip(self.phi, exemplar_side)]
         return MatchingFeatures(structure, exemplar_side, theta, phi)

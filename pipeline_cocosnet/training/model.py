@@ -67,7 +67,7 @@ class TrainingGenerator(nn.Module):
         fake = self.translator(label, warps)
         image_features = None
         if image is not None:
-            image_features = corr.exemplar_encoder(torch.cat([image, label], dim=1))
+            image_features = corr.exemplar_aligner(torch.cat([image, label], dim=1))
         cycled = cycle_warp(features.theta[0], features.phi[0], warps[0], corr.config.temperature) if cycle else None
         return GeneratorOutput(fake, warps, features.structure, image_features, cycled)
 
