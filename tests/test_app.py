@@ -409,6 +409,7 @@ def test_browser_switches_tabs_and_translates_an_example(server, tmp_path, chrom
                 assert box["y"] >= gallery_box["y"] - 1 and box["y"] + box["height"] <= gallery_box["y"] + gallery_box["height"] + 1
             caption = page.locator("#pose-to-body-warps").get_by_text(f"warped exemplar {SIZE}×{SIZE}").first
             assert caption.is_visible()
+            page.locator("#pose-to-body-stop").wait_for(state="hidden", timeout=10_000)  # Stop goes with the translation
             page.screenshot(path=str(tmp_path / "pose_result.png"), full_page=True)
             # mask-to-image: an example loads into the mask editor and translates
             page.get_by_role("tab", name="Mask → image").click()

@@ -585,11 +585,13 @@ def build_demo(
         """Wire a tab's Translate (its API endpoint) and Stop (cancels it: the worker stops at the next level)."""
         run, stop = buttons
         inputs = [components[item.name] for item in tab.task.tab.inputs]
+        show, hide = (lambda: gr.update(visible=True)), (lambda: gr.update(visible=False))
+        # registered before the translation: the page runs a trigger's listeners in order, so registered after
+        # it, showing Stop waited for the translation to end (and then left Stop visible for good)
+        run.click(show, None, stop, queue=False, api_visibility="private", show_progress="hidden")
         event = run.click(
             translate_handler(tab, components), inputs, outputs, api_name=tab.task.api_name, preprocess=False, show_progress="full",
         )  # fmt: skip
-        show, hide = (lambda: gr.update(visible=True)), (lambda: gr.update(visible=False))
-        run.click(show, None, stop, queue=False, api_visibility="private", show_progress="hidden")
         event.then(hide, None, stop, queue=False, api_visibility="private", show_progress="hidden")
         stop.click(hide, None, stop, cancels=[event], queue=False, api_visibility="private", show_progress="hidden")
 
