@@ -183,7 +183,7 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_cli_size_errors_are_one_line_exit_2(big, tmp_path):
-    mask, photo = str(SCENES / "scene_5001_mask.png"), str(SCENES / "scene_5006.png")
+    mask = str(SCENES / "scene_5001_mask.png")
     for n, path in big.items():
         run = _cli("translate", "--model", "demo", "--structure", mask, "--exemplar", str(path), "--exemplar-structure", mask,
                    "--out", str(tmp_path / "out.png"), "--quiet")

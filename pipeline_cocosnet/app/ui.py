@@ -49,6 +49,9 @@ DISPLAY_SIDE = 512
 #: tab → API endpoint name (``/mask_to_image`` …)
 API_NAMES = {name: task.api_name for name, task in TASKS.items()}
 
+#: whether this pipeline version can rank a gallery (the tabs' Suggest exemplar button)
+_SUGGEST = hasattr(CoCosNetPipeline, "suggest_exemplars")
+
 #: the classes offered as brush colours in the mask editor (ADE20k ids)
 BRUSH_CLASSES = (3, 17, 69, 22, 27, 61, 10, 30, 5, 18, 67, 47, 35, 14, 2, 26, 7, 12, 1, 4, 13, 21)
 
@@ -380,6 +383,229 @@ def _result_column(task: Task) -> list[gr.components.Component]:
     return [result, warps, structure_view, exemplar_view, download]
 
 
+@_gpu
+def _generate(tab: _Tab, options: dict[str, Any], structure: Any, exemplar: Any, exemplar_structure: Any):
+    """Run the tab's pipeline: yields each level's warp (a PIL image) as the level finishes
+    (``callback_on_level_end``), then the pipeline's output.
+
+    When this generator is closed before the end (Gradio closes it when the visitor presses Stop
+    or leaves the page, once the level in progress has been sent), the call stops at its next
+    PatchMatch iteration (:class:`~pipeline_cocosnet.PipelineInterrupted`), without running the translator.
+    """
+    pipe = tab.pipe(options)
+    finished: queue.Queue = queue.Queue()
+    result: dict[str, Any] = {}
+    cancelled = threading.Event()
+
+    def level_end(pipe: CoCosNetPipeline, level: int, warp: Any) -> None:
+        finished.put(pipe.image_processor.postprocess(warp[:1], "pil")[0])
+
+    def run() -> None:
+        try:
+            result["output"] = pipe(
+                structure, exemplar, exemplar_structure, return_warps=True, callback_on_level_end=level_end,
+                is_interrupted=cancelled.is_set,  # this request's own flag: the pipeline is shared between requests
+            )  # fmt: skip
+        except BaseException as error:  # noqa: BLE001 - raised again in the handler's thread below
+            result["error"] = error
+        finally:
+            finished.put(None)
+
+    # the call runs beside this generator, so warps reach the page while later levels compute;
+    # its context (Gradio's progress tracking) goes with it
+    name = f"cocosnet-translate-{tab.task.name}"
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name=name)
+    worker.start()
+    try:
+        while (warp := finished.get()) is not None:
+            yield warp
+    finally:
+        cancelled.set()  # closed early: the worker stops at its next level's end; finished: nothing left to stop
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    yield result["output"]
+
+
+def _read_inputs(tab: _Tab, components: dict[str, Any], values: dict[str, Any]):
+    """``(pipeline, options, structure, structure view)`` from the tab's structure and option inputs."""
+    task = tab.task
+    options = {item.name: True for item in task.tab.by_role("option") if values.get(item.name)}
+    pipe = tab.pipe(options)
+    structure = None
+    for item in task.tab.by_role("structure"):  # the first one given
+        structure = _read_structure(item, components[item.name], values.get(item.name), pipe)
+        if structure is not None:
+            break
+    if structure is None:
+        raise ValueError(task.tab.missing_structure)
+    return pipe, options, *_view(pipe, structure)
+
+
+def _read_exemplar(tab: _Tab, pipe: CoCosNetPipeline, values: dict[str, Any]):
+    """``(exemplar photo, its structure, the structure's view)``; the structure is extracted when not given."""
+    (exemplar_item,) = tab.task.tab.by_role("exemplar")
+    exemplar = read_image(values.get(exemplar_item.name), _what(exemplar_item))
+    structure = None
+    for item in tab.task.tab.by_role("exemplar_structure"):
+        structure = _read_exemplar_structure(item, values.get(item.name), exemplar)
+    if structure is None:
+        structure = _extract(pipe, exemplar, "exemplar photo")
+    return exemplar, *_view(pipe, structure)
+
+
+def _translate_handler(tab: _Tab, components: dict[str, Any]) -> Callable:
+    """The tab's API endpoint: its inputs by name (see :func:`_signature`), streaming :func:`_stream`'s outputs."""
+    names = [item.name for item in tab.task.tab.inputs]
+
+    def translate(*args):
+        values = dict(zip(names, args))  # Gradio appends the progress tracker after the inputs
+        with _user_errors(tab.task.name):
+            pipe, options, structure, structure_view = _read_inputs(tab, components, values)
+            exemplar, exemplar_structure, exemplar_view = _read_exemplar(tab, pipe, values)
+            yield from _stream(_generate(tab, options, structure, exemplar, exemplar_structure), structure_view, exemplar_view)
+
+    translate.__name__ = translate.__qualname__ = tab.task.api_name
+    translate.__doc__ = _docstring(tab.task)
+    translate.__signature__ = _signature(tab.task)
+    return translate
+
+
+def _exemplar_gallery(tab: _Tab, targets: list[TabInput], components: dict[str, Any]):
+    """The tab's exemplar gallery (click to use one), and the Suggest button + its ranking text."""
+    entries = tab.examples.gallery
+    if not entries:
+        return None, None
+    gallery = gr.Gallery(
+        value=[(g["exemplar"], g.get("label") or Path(g["exemplar"]).stem) for g in entries],
+        label="Exemplar gallery (click to use)", columns=4, height=180, allow_preview=False, object_fit="contain",
+        interactive=False, elem_id=f"{tab.task.name}-gallery",
+    )
+
+    def values_of(entry: dict[str, Any]) -> list[Any]:
+        """A gallery entry as the target components take it (a file list for keypoint inputs)."""
+        values = [entry["exemplar"], entry.get("exemplar_structure")][: len(targets)]
+        return [[v] if v and item.kind == "keypoints" else v for item, v in zip(targets, values)]
+
+    def pick(evt: gr.SelectData):
+        values = values_of(entries[evt.index])
+        # one output component takes the value itself (a one-element list put an "Error" badge in the box)
+        return values[0] if len(values) == 1 else values
+
+    outputs = [components[item.name] for item in targets]
+    gallery.select(pick, None, outputs, api_visibility="private")
+    button = gr.Button("Suggest exemplar", size="sm", visible=_SUGGEST, elem_id=f"{tab.task.name}-suggest")
+    ranking = gr.Markdown(visible=_SUGGEST)
+
+    def suggest(*args):
+        """The gallery exemplar whose structure best matches the tab's structure, and the top three."""
+        values = dict(zip([item.name for item in inputs], args))
+        with _user_errors(tab.task.name):
+            pipe, _, structure, _ = _read_inputs(tab, components, values)
+            exemplars = [g["exemplar"] for g in entries]
+            structures = [g.get("exemplar_structure") for g in entries]
+            ranked = pipe.suggest_exemplars(
+                structure, exemplars, structures if all(s is not None for s in structures) else None,
+                top_k=min(3, len(entries)),
+            )  # fmt: skip
+        lines = [
+            f"{rank + 1}. {entries[s.index].get('label') or Path(entries[s.index]['exemplar']).stem}: score {s.score:.3f}"
+            for rank, s in enumerate(ranked)
+        ]
+        return *values_of(entries[ranked[0].index]), "Best matching gallery exemplars:\n\n" + "\n".join(lines)
+
+    inputs = [item for item in tab.task.tab.inputs if item.role in ("structure", "option")]
+    if _SUGGEST:
+        button.click(
+            suggest, [components[item.name] for item in inputs], [*outputs, ranking], preprocess=False,
+            api_name=f"suggest_{tab.task.api_name}", api_visibility="undocumented",
+        )  # fmt: skip
+
+
+def _add_examples(tab: _Tab, components: dict[str, Any]) -> None:
+    """Clickable example rows: the first structure input, the exemplar and its structure (when the tab has one)."""
+    rows = tab.examples.rows
+    if not rows:
+        return
+    by_key = {"structure": tab.task.tab.by_role("structure")[0], "exemplar": tab.task.tab.by_role("exemplar")[0]}
+    by_key.update({"exemplar_structure": item for item in tab.task.tab.by_role("exemplar_structure")})
+    items = list(by_key.items())
+    values = [[([row[k]] if item.kind == "keypoints" and row[k] else row[k]) for k, item in items] for row in rows]
+    labels = [row.get("label") or Path(row["structure"]).stem for row in rows]
+    gr.Examples(values, [components[item.name] for _, item in items], example_labels=labels, label="Examples (click, then Translate)")
+
+
+def _translate_buttons(tab: _Tab) -> tuple[gr.Button, gr.Button]:
+    """Translate (disabled with a permanent explanation beside it when the tab's weights cannot be had; the
+    endpoint still answers, with the same explanation) and Stop, shown while a translation runs."""
+    task = tab.task.name
+    problem = tab.store.missing(task)
+    release = tab.release() if problem is not None else None
+    with gr.Row():  # buttons only: the explanation goes below (beside them, it stretched them to its height)
+        button = gr.Button("Translate", variant="primary", interactive=problem is None, scale=1, elem_id=f"{task}-translate")
+        stop = gr.Button("Stop", variant="stop", visible=False, scale=0, min_width=100, elem_id=f"{task}-stop")
+        if release is not None:  # a published checkpoint exists: one click instead of a terminal
+            fetch = gr.Button(
+                f"Download the published {release.title} weights ({release.license.upper()} licence)", variant="secondary",
+                scale=1, elem_id=f"{task}-fetch",
+            )  # fmt: skip
+    if problem is not None:
+        missing = gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing")
+    if release is not None:
+
+        def fetch_weights(progress=gr.Progress(track_tqdm=True)):
+            """Download and convert the published weights for this tab (cached on disk), then enable Translate."""
+            from ..release import fetch_release
+            from ..weights import RELEASE_PREFIX
+
+            with _user_errors(task):
+                fetch_release(release.name)  # the download's tqdm bar shows in the tab
+            tab.store.use(task, f"{RELEASE_PREFIX}{release.name}", "downloaded in the app")
+            return gr.update(interactive=True), gr.update(visible=False), gr.update(visible=False)
+
+        fetch.click(
+            fetch_weights, None, [button, fetch, missing], api_name=f"fetch_{tab.task.api_name}_weights",
+            api_visibility="undocumented", show_progress="full",
+        )  # fmt: skip
+    return button, stop
+
+
+def _on_translate(tab: _Tab, buttons: tuple[gr.Button, gr.Button], components: dict[str, Any], outputs: list) -> None:
+    """Wire a tab's Translate (its API endpoint) and Stop (cancels it: the worker stops at the next level)."""
+    run, stop = buttons
+    inputs = [components[item.name] for item in tab.task.tab.inputs]
+    show, hide = (lambda: gr.update(visible=True)), (lambda: gr.update(visible=False))
+    # registered before the translation: the page runs a trigger's listeners in order, so registered after
+    # it, showing Stop waited for the translation to end (and then left Stop visible for good)
+    run.click(show, None, stop, queue=False, api_visibility="private", show_progress="hidden")
+    event = run.click(
+        _translate_handler(tab, components), inputs, outputs, api_name=tab.task.api_name, preprocess=False, show_progress="full",
+    )  # fmt: skip
+    event.then(hide, None, stop, queue=False, api_visibility="private", show_progress="hidden")
+    stop.click(hide, None, stop, cancels=[event], queue=False, api_visibility="private", show_progress="hidden")
+
+
+def _build_tab(tab: _Tab) -> None:
+    """One tab: what it is, its inputs (structure and options left, exemplar right, then the gallery), the
+    buttons, the outputs, the examples."""
+    task = tab.task
+    gr.Markdown(task.tab.description)
+    gr.Markdown(tab.store.config.describe(task.name), elem_id=f"{task.name}-weights")
+    components: dict[str, gr.components.Component] = {}
+    with gr.Row():
+        for roles in (("structure", "option"), ("exemplar", "exemplar_structure")):
+            with gr.Column():
+                for item in (item for item in task.tab.inputs if item.role in roles):
+                    components[item.name] = _make_component(task, item)
+                    _colour_on_upload(task, item, components[item.name])
+                if "exemplar" in roles:
+                    targets = [item for item in task.tab.inputs if item.role in roles]
+                    _exemplar_gallery(tab, targets, components)
+    _add_examples(tab, components)  # under the inputs they fill, before Translate
+    buttons = _translate_buttons(tab)
+    _on_translate(tab, buttons, components, _result_column(task))
+
+
 def build_demo(
     config: WeightsConfig | None = None,
     *,
@@ -399,221 +625,6 @@ def build_demo(
     store = store or PipelineStore(config or WeightsConfig.resolve(), device=device)
     examples_dir = default_examples_dir() if examples_dir == "auto" else examples_dir
     tabs = [_Tab(task, store, load_examples(examples_dir, name)) for name, task in TASKS.items()]
-    suggest_available = hasattr(CoCosNetPipeline, "suggest_exemplars")
-
-    @_gpu
-    def generate(tab: _Tab, options: dict[str, Any], structure: Any, exemplar: Any, exemplar_structure: Any):
-        """Run the tab's pipeline: yields each level's warp (a PIL image) as the level finishes
-        (``callback_on_level_end``), then the pipeline's output.
-
-        When this generator is closed before the end (Gradio closes it when the visitor presses Stop
-        or leaves the page, once the level in progress has been sent), the call stops at its next
-        PatchMatch iteration (:class:`~pipeline_cocosnet.PipelineInterrupted`), without running the translator.
-        """
-        pipe = tab.pipe(options)
-        finished: queue.Queue = queue.Queue()
-        result: dict[str, Any] = {}
-        cancelled = threading.Event()
-
-        def level_end(pipe: CoCosNetPipeline, level: int, warp: Any) -> None:
-            finished.put(pipe.image_processor.postprocess(warp[:1], "pil")[0])
-
-        def run() -> None:
-            try:
-                result["output"] = pipe(
-                    structure, exemplar, exemplar_structure, return_warps=True, callback_on_level_end=level_end,
-                    is_interrupted=cancelled.is_set,  # this request's own flag: the pipeline is shared between requests
-                )  # fmt: skip
-            except BaseException as error:  # noqa: BLE001 - raised again in the handler's thread below
-                result["error"] = error
-            finally:
-                finished.put(None)
-
-        # the call runs beside this generator, so warps reach the page while later levels compute;
-        # its context (Gradio's progress tracking) goes with it
-        name = f"cocosnet-translate-{tab.task.name}"
-        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name=name)
-        worker.start()
-        try:
-            while (warp := finished.get()) is not None:
-                yield warp
-        finally:
-            cancelled.set()  # closed early: the worker stops at its next level's end; finished: nothing left to stop
-        worker.join()
-        if "error" in result:
-            raise result["error"]
-        yield result["output"]
-
-    def read_inputs(tab: _Tab, components: dict[str, Any], values: dict[str, Any]):
-        """``(pipeline, options, structure, structure view)`` from the tab's structure and option inputs."""
-        task = tab.task
-        options = {item.name: True for item in task.tab.by_role("option") if values.get(item.name)}
-        pipe = tab.pipe(options)
-        structure = None
-        for item in task.tab.by_role("structure"):  # the first one given
-            structure = _read_structure(item, components[item.name], values.get(item.name), pipe)
-            if structure is not None:
-                break
-        if structure is None:
-            raise ValueError(task.tab.missing_structure)
-        return pipe, options, *_view(pipe, structure)
-
-    def read_exemplar(tab: _Tab, pipe: CoCosNetPipeline, values: dict[str, Any]):
-        """``(exemplar photo, its structure, the structure's view)``; the structure is extracted when not given."""
-        (exemplar_item,) = tab.task.tab.by_role("exemplar")
-        exemplar = read_image(values.get(exemplar_item.name), _what(exemplar_item))
-        structure = None
-        for item in tab.task.tab.by_role("exemplar_structure"):
-            structure = _read_exemplar_structure(item, values.get(item.name), exemplar)
-        if structure is None:
-            structure = _extract(pipe, exemplar, "exemplar photo")
-        return exemplar, *_view(pipe, structure)
-
-    def translate_handler(tab: _Tab, components: dict[str, Any]) -> Callable:
-        """The tab's API endpoint: its inputs by name (see :func:`_signature`), streaming :func:`_stream`'s outputs."""
-        names = [item.name for item in tab.task.tab.inputs]
-
-        def translate(*args):
-            values = dict(zip(names, args))  # Gradio appends the progress tracker after the inputs
-            with _user_errors(tab.task.name):
-                pipe, options, structure, structure_view = read_inputs(tab, components, values)
-                exemplar, exemplar_structure, exemplar_view = read_exemplar(tab, pipe, values)
-                yield from _stream(generate(tab, options, structure, exemplar, exemplar_structure), structure_view, exemplar_view)
-
-        translate.__name__ = translate.__qualname__ = tab.task.api_name
-        translate.__doc__ = _docstring(tab.task)
-        translate.__signature__ = _signature(tab.task)
-        return translate
-
-    def exemplar_gallery(tab: _Tab, targets: list[TabInput], components: dict[str, Any]):
-        """The tab's exemplar gallery (click to use one), and the Suggest button + its ranking text."""
-        entries = tab.examples.gallery
-        if not entries:
-            return None, None
-        gallery = gr.Gallery(
-            value=[(g["exemplar"], g.get("label") or Path(g["exemplar"]).stem) for g in entries],
-            label="Exemplar gallery (click to use)", columns=4, height=180, allow_preview=False, object_fit="contain",
-            interactive=False, elem_id=f"{tab.task.name}-gallery",
-        )
-
-        def values_of(entry: dict[str, Any]) -> list[Any]:
-            """A gallery entry as the target components take it (a file list for keypoint inputs)."""
-            values = [entry["exemplar"], entry.get("exemplar_structure")][: len(targets)]
-            return [[v] if v and item.kind == "keypoints" else v for item, v in zip(targets, values)]
-
-        def pick(evt: gr.SelectData):
-            values = values_of(entries[evt.index])
-            # one output component takes the value itself (a one-element list put an "Error" badge in the box)
-            return values[0] if len(values) == 1 else values
-
-        outputs = [components[item.name] for item in targets]
-        gallery.select(pick, None, outputs, api_visibility="private")
-        button = gr.Button("Suggest exemplar", size="sm", visible=suggest_available, elem_id=f"{tab.task.name}-suggest")
-        ranking = gr.Markdown(visible=suggest_available)
-
-        def suggest(*args):
-            """The gallery exemplar whose structure best matches the tab's structure, and the top three."""
-            values = dict(zip([item.name for item in inputs], args))
-            with _user_errors(tab.task.name):
-                pipe, _, structure, _ = read_inputs(tab, components, values)
-                exemplars = [g["exemplar"] for g in entries]
-                structures = [g.get("exemplar_structure") for g in entries]
-                ranked = pipe.suggest_exemplars(
-                    structure, exemplars, structures if all(s is not None for s in structures) else None,
-                    top_k=min(3, len(entries)),
-                )  # fmt: skip
-            lines = [
-                f"{rank + 1}. {entries[s.index].get('label') or Path(entries[s.index]['exemplar']).stem}: score {s.score:.3f}"
-                for rank, s in enumerate(ranked)
-            ]
-            return *values_of(entries[ranked[0].index]), "Best matching gallery exemplars:\n\n" + "\n".join(lines)
-
-        inputs = [item for item in tab.task.tab.inputs if item.role in ("structure", "option")]
-        if suggest_available:
-            button.click(
-                suggest, [components[item.name] for item in inputs], [*outputs, ranking], preprocess=False,
-                api_name=f"suggest_{tab.task.api_name}", api_visibility="undocumented",
-            )  # fmt: skip
-
-    def add_examples(tab: _Tab, components: dict[str, Any]) -> None:
-        """Clickable example rows: the first structure input, the exemplar and its structure (when the tab has one)."""
-        rows = tab.examples.rows
-        if not rows:
-            return
-        by_key = {"structure": tab.task.tab.by_role("structure")[0], "exemplar": tab.task.tab.by_role("exemplar")[0]}
-        by_key.update({"exemplar_structure": item for item in tab.task.tab.by_role("exemplar_structure")})
-        items = list(by_key.items())
-        values = [[([row[k]] if item.kind == "keypoints" and row[k] else row[k]) for k, item in items] for row in rows]
-        labels = [row.get("label") or Path(row["structure"]).stem for row in rows]
-        gr.Examples(values, [components[item.name] for _, item in items], example_labels=labels, label="Examples (click, then Translate)")
-
-    def translate_buttons(tab: _Tab) -> tuple[gr.Button, gr.Button]:
-        """Translate (disabled with a permanent explanation beside it when the tab's weights cannot be had; the
-        endpoint still answers, with the same explanation) and Stop, shown while a translation runs."""
-        task = tab.task.name
-        problem = store.missing(task)
-        release = tab.release() if problem is not None else None
-        with gr.Row():  # buttons only: the explanation goes below (beside them, it stretched them to its height)
-            button = gr.Button("Translate", variant="primary", interactive=problem is None, scale=1, elem_id=f"{task}-translate")
-            stop = gr.Button("Stop", variant="stop", visible=False, scale=0, min_width=100, elem_id=f"{task}-stop")
-            if release is not None:  # a published checkpoint exists: one click instead of a terminal
-                fetch = gr.Button(
-                    f"Download the published {release.title} weights ({release.license.upper()} licence)", variant="secondary",
-                    scale=1, elem_id=f"{task}-fetch",
-                )  # fmt: skip
-        if problem is not None:
-            missing = gr.Markdown(f"**Translate is disabled in this tab.** {problem}", elem_id=f"{task}-missing")
-        if release is not None:
-
-            def fetch_weights(progress=gr.Progress(track_tqdm=True)):
-                """Download and convert the published weights for this tab (cached on disk), then enable Translate."""
-                from ..release import fetch_release
-                from ..weights import RELEASE_PREFIX
-
-                with _user_errors(task):
-                    fetch_release(release.name)  # the download's tqdm bar shows in the tab
-                store.use(task, f"{RELEASE_PREFIX}{release.name}", "downloaded in the app")
-                return gr.update(interactive=True), gr.update(visible=False), gr.update(visible=False)
-
-            fetch.click(
-                fetch_weights, None, [button, fetch, missing], api_name=f"fetch_{tab.task.api_name}_weights",
-                api_visibility="undocumented", show_progress="full",
-            )  # fmt: skip
-        return button, stop
-
-    def on_translate(tab: _Tab, buttons: tuple[gr.Button, gr.Button], components: dict[str, Any], outputs: list) -> None:
-        """Wire a tab's Translate (its API endpoint) and Stop (cancels it: the worker stops at the next level)."""
-        run, stop = buttons
-        inputs = [components[item.name] for item in tab.task.tab.inputs]
-        show, hide = (lambda: gr.update(visible=True)), (lambda: gr.update(visible=False))
-        # registered before the translation: the page runs a trigger's listeners in order, so registered after
-        # it, showing Stop waited for the translation to end (and then left Stop visible for good)
-        run.click(show, None, stop, queue=False, api_visibility="private", show_progress="hidden")
-        event = run.click(
-            translate_handler(tab, components), inputs, outputs, api_name=tab.task.api_name, preprocess=False, show_progress="full",
-        )  # fmt: skip
-        event.then(hide, None, stop, queue=False, api_visibility="private", show_progress="hidden")
-        stop.click(hide, None, stop, cancels=[event], queue=False, api_visibility="private", show_progress="hidden")
-
-    def build_tab(tab: _Tab) -> None:
-        """One tab: what it is, its inputs (structure and options left, exemplar right, then the gallery), the
-        buttons, the outputs, the examples."""
-        task = tab.task
-        gr.Markdown(task.tab.description)
-        gr.Markdown(store.config.describe(task.name), elem_id=f"{task.name}-weights")
-        components: dict[str, gr.components.Component] = {}
-        with gr.Row():
-            for roles in (("structure", "option"), ("exemplar", "exemplar_structure")):
-                with gr.Column():
-                    for item in (item for item in task.tab.inputs if item.role in roles):
-                        components[item.name] = _make_component(task, item)
-                        _colour_on_upload(task, item, components[item.name])
-                    if "exemplar" in roles:
-                        targets = [item for item in task.tab.inputs if item.role in roles]
-                        exemplar_gallery(tab, targets, components)
-        add_examples(tab, components)  # under the inputs they fill, before Translate
-        buttons = translate_buttons(tab)
-        on_translate(tab, buttons, components, _result_column(task))
 
     # delete_cache: every hour, the files this demo wrote into Gradio's cache (results, previews) older than a day go
     with gr.Blocks(title=title, delete_cache=(3600, 86400)) as demo:
@@ -624,6 +635,6 @@ def build_demo(
         with gr.Tabs():
             for tab in tabs:
                 with gr.Tab(tab.task.tab.title, id=tab.task.name):
-                    build_tab(tab)
+                    _build_tab(tab)
     demo.store = store  # for callers that want to preload or inspect
     return demo

@@ -10,7 +10,6 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..processing.encoders.base import StructureEncoder
 from ..tasks import get_task

@@ -33,7 +33,6 @@ extracted structures and for exemplars, so an exemplar and its edges line up.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal, Union
 
 import cv2

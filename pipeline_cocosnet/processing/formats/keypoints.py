@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import StructureError
 
 __all__ = [
     "CANVAS_SIZE",
