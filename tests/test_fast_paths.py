@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from pipeline_cocosnet.reference.naive import naive_copy, per_candidate_scores, plain_layers, unchunked_dense_correspondence
 from pipeline_cocosnet.models.attention import dense_correspondence
-from pipeline_cocosnet.models.layers import ACTIVATIONS, conv2d_activation, instance_norm, normalize_channels
+from pipeline_cocosnet.models.layers import ACTIVATIONS, conv2d_activation, instance_norm, instance_statistics, normalize_channels
 from pipeline_cocosnet.models import fused_search, patchmatch
 from pipeline_cocosnet.models.matching import (
     candidate_scores_gathered,
@@ -271,6 +271,19 @@ def test_channels_last_instance_norm_equals_the_plain_equation(dtype, tolerance,
     torch.testing.assert_close(out, F.instance_norm(x.contiguous(), eps=1e-5), atol=tolerance, rtol=0)
 
 
+@pytest.mark.parametrize("chunk_elements", [1, 64, 1 << 18], ids=["chunk-per-position", "many-chunks", "one-chunk"])
+def test_chunked_instance_statistics_equal_var_mean(chunk_elements):
+    # mean_hw and the biased var_hw per sample and channel, the second pass over chunks of positions
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(2, 5, 24, 20, generator=g) * 3 + 40).contiguous(memory_format=torch.channels_last)
+    var, mean = instance_statistics(x, chunk_elements)
+    expected_var, expected_mean = torch.var_mean(x.double(), dim=(2, 3), keepdim=True, correction=0)
+    assert var.dtype == mean.dtype == torch.float32 and var.shape == mean.shape == (2, 5, 1, 1)
+    eps = torch.finfo(torch.float32).eps  # a few roundings of values ~40 (mean) and ~9 (variance)
+    torch.testing.assert_close(mean.double(), expected_mean, atol=8 * eps * 40, rtol=0)
+    torch.testing.assert_close(var.double(), expected_var, atol=16 * eps * 9, rtol=0)
+
+
 def test_channels_last_changes_no_stable_output():
     """NHWC convolutions: the dense level and the translator agree with NCHW to float32 rounding.
 
@@ -301,3 +314,30 @@ def test_candidate_scores_are_differentiable_for_training():
     bound = rounding_bound(torch.float64, H * W * 16)
     torch.testing.assert_close(theta.grad, reference[0].grad, atol=bound, rtol=0)
     torch.testing.assert_close(phi.grad, reference[1].grad, atol=bound, rtol=0)
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "tanh"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("size", [(2, 2), (5, 7), (16, 12)])
+def test_reflect_conv_without_the_padded_copy_equals_the_plain_equation(activation, dtype, size):
+    # act(conv(pad_reflect(x))): the zero-padded convolution with its four border lines recomputed
+    from pipeline_cocosnet.models.layers import ACTIVATIONS, reflect_conv2d
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 6, *size, generator=g).to(dtype).contiguous(memory_format=torch.channels_last)
+    weight, bias = (torch.randn(5, 6, 3, 3, generator=g) / 4).to(dtype), torch.randn(5, generator=g).to(dtype)
+    with torch.no_grad():
+        out = reflect_conv2d(x, weight, bias, activation)
+        plain = F.conv2d(F.pad(x.double(), (1, 1, 1, 1), mode="reflect"), weight.double(), bias.double())
+    plain = plain if activation is None else ACTIVATIONS[activation](plain)
+    assert out.dtype == dtype and out.shape == (2, 5, *size)
+    # 54 products of |x|·|w| ≲ 3·0.75 summed in float32 (both paths accumulate in float32), and in bf16 the
+    # output rounded once more (x and the weights are the same bf16 values on both sides)
+    bound = 54 * 3 * 0.75 * torch.finfo(torch.float32).eps
+    if dtype == torch.bfloat16:
+        bound += torch.finfo(dtype).eps * plain.abs().max().item()
+    torch.testing.assert_close(out.double(), plain, atol=bound, rtol=0)
+    zero_padded = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)  # exact inside, not on the border
+    zero_padded = zero_padded if activation is None else ACTIVATIONS[activation](zero_padded)
+    torch.testing.assert_close(zero_padded[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1])
+    assert (zero_padded - plain).abs().amax() > 10 * bound  # so the border lines had to be recomputed

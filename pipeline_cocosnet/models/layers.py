@@ -26,6 +26,8 @@ __all__ = [
     "resize_nearest",
     "upsample_bilinear",
     "conv2d_activation",
+    "reflect_conv2d",
+    "Conv2d",
 ]
 
 #: activation(x) for the names oneDNN takes as a convolution post-op
@@ -62,13 +64,88 @@ def conv2d_activation(
     return ACTIVATIONS[activation](F.conv2d(x, weight, bias, padding=padding))
 
 
+def reflect_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None
+) -> torch.Tensor:
+    """A 3×3 stride-1 convolution after one pixel of reflect padding: ``act(F.conv2d(F.pad(x, (1, 1, 1, 1),
+    "reflect"), weight, bias))`` (``act``: relu / sigmoid / tanh, or none).
+
+    x: B×Cin×h×w (h, w ≥ 2); returns B×Cout×h×w. On CPU inference in float32 and bf16 the padded copy
+    of x is never made (oneDNN has no reflect padding, and at full resolution the copy cost as much as
+    a small convolution): the convolution runs zero-padded over the whole map, which is exact except on
+    the four border lines, and those are recomputed from reflect-padded strips of three rows (columns)
+    and written over it. Elsewhere (float64, CUDA, autograd) the plain equation. ``tests/test_fast_paths.py``
+    checks both agree.
+    """
+    if not _fused_activation_supported(x, weight) or torch.is_autocast_enabled("cpu"):  # autocast: its own dtypes
+        out = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias)
+        return out if activation is None else ACTIVATIONS[activation](out)
+    if activation is None:
+        out = F.conv2d(x, weight, bias, padding=1)
+    else:
+        out = conv2d_activation(x, weight, bias, (1, 1), activation)
+    h, w = x.shape[-2:]
+    # rows −1, 0, 1 and h−2, h−1, h: the windows of output rows 0 and h−1 (stride 3 picks just those two)
+    rows = F.pad(x[:, :, [1, 0, 1, h - 2, h - 1, h - 2], :], (1, 1, 0, 0), mode="reflect")
+    cols = F.pad(x[:, :, :, [1, 0, 1, w - 2, w - 1, w - 2]], (0, 0, 1, 1), mode="reflect")
+    edges = [F.conv2d(rows, weight, bias, stride=(3, 1)), F.conv2d(cols, weight, bias, stride=(1, 3))]
+    if activation is not None:
+        edges = [ACTIVATIONS[activation](edge) for edge in edges]
+    out[:, :, [0, h - 1], :] = edges[0]
+    out[:, :, :, [0, w - 1]] = edges[1]
+    return out
+
+
+def _is_reflect_3x3(conv: nn.Conv2d) -> bool:
+    return (
+        conv.padding_mode == "reflect" and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
+        and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+    )  # fmt: skip
+
+
 def conv_activation(conv: nn.Conv2d, x: torch.Tensor, activation: str) -> torch.Tensor:
-    """``activation(conv(x))`` for a stride-1 ``nn.Conv2d`` (reflect padding applied first), via :func:`conv2d_activation`."""
+    """``activation(conv(x))`` for a stride-1 ``nn.Conv2d`` (reflect padding: :func:`reflect_conv2d`), via
+    :func:`conv2d_activation`."""
+    if _is_reflect_3x3(conv):
+        return reflect_conv2d(x, conv.weight, conv.bias, activation)
     padding = conv.padding
     if conv.padding_mode != "zeros":
         x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
         padding = (0, 0)
     return conv2d_activation(x, conv.weight, conv.bias, padding, activation)
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose 3×3 reflect-padded form runs as :func:`reflect_conv2d` (no padded copy at inference)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _is_reflect_3x3(self):
+            return reflect_conv2d(x, self.weight, self.bias)
+        return super().forward(x)
+
+
+#: float32 instance norm: elements per chunk of the centred second pass (1 MiB: stays in L2 between the two steps)
+STATISTICS_CHUNK = 1 << 18
+
+
+def instance_statistics(x: torch.Tensor, chunk_elements: int = STATISTICS_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample and channel of a channels-last float map, ``(biased var_hw, mean_hw)``, both B×C×1×1.
+
+    Two passes, as ``torch.var_mean`` (the same values to float32 rounding) but 3–7× faster on
+    channels-last maps: mean = Σx/n, then var = Σ(x − mean)²/n over chunks of positions (each chunk's
+    sum in x's dtype, the chunks' sum in float64), reading the map as the B×(h·w)×C view it is in memory.
+    """
+    b, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: channels-last memory is position-major
+    mean = rows.mean(dim=1, keepdim=True)
+    squares = torch.zeros(b, 1, c, dtype=torch.float64, device=x.device)
+    step = max(1, chunk_elements // c)
+    in_place = not (torch.is_grad_enabled() and x.requires_grad)  # autograd keeps the centred chunk for the backward
+    for start in range(0, h * w, step):
+        centred = rows[:, start : start + step] - mean
+        squares += (centred.mul_(centred) if in_place else centred.square()).sum(dim=1, keepdim=True)
+    var = (squares / (h * w)).to(x.dtype)
+    return var.view(b, c, 1, 1), mean.view(b, c, 1, 1)
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -81,7 +158,7 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     * bf16/fp16: per sample, instance norm *is* batch norm over the positions, whose CPU
       kernel reads channels-last directly and accumulates in float32 without a float32
       copy of the map (the result is rounded to bf16 once, as ``F.instance_norm``'s);
-    * float32: two-pass statistics (``var_mean``) and one fused ``x·rstd − mean·rstd``
+    * float32: two-pass statistics (:func:`instance_statistics`) and one fused ``x·rstd − mean·rstd``
       (the batch-norm kernel's single-pass variance is ~100× less accurate in float32 on
       offset inputs, README "Performance").
 
@@ -93,7 +170,7 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
         if x.shape[0] == 1:
             return F.batch_norm(x, None, None, training=True, eps=eps)
         return torch.cat([F.batch_norm(x[i : i + 1], None, None, training=True, eps=eps) for i in range(x.shape[0])])
-    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    var, mean = instance_statistics(x)
     rstd = var.add_(eps).rsqrt_()
     return torch.addcmul(mean.mul_(rstd).neg_(), x, rstd)
 
@@ -152,7 +229,7 @@ def upsample_bilinear(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
 
 
-class SNConv2d(nn.Conv2d):
+class SNConv2d(Conv2d):
     """A convolution trained under spectral normalisation.
 
     At inference it is a plain convolution holding the folded weight W_orig/σ
@@ -166,8 +243,8 @@ class ResBlock(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv_0 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
-        self.conv_1 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
+        self.conv_0 = Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
+        self.conv_1 = Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
         self.prelu = nn.PReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,25 +271,25 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, channels, 3, padding=1, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        # the hidden-wide activation lives only until it is padded, and the padded copy only until γ and β exist:
-        # at full resolution each is a large tensor (the translator's peak memory is in its last SPADEs)
-        padded = F.pad(conv_activation(self.mlp_shared, resize_nearest(cond, x.shape[-2:]), "relu"), (1, 1, 1, 1), mode="reflect")
-        gain, beta = self.modulation(padded)
-        del padded
+        # the hidden-wide activation lives only until γ and β exist: at full resolution it is a large tensor
+        # (the translator's peak memory is in its last SPADEs)
+        activation = conv_activation(self.mlp_shared, resize_nearest(cond, x.shape[-2:]), "relu")
+        gain, beta = self.modulation(activation)
+        del activation
         normalized, scale = channel_layer_norm(x)
         if torch.is_grad_enabled():
             return torch.addcmul(beta, normalized, gain, value=scale)  # β + positional_norm(x)·(1 + γ)
         # inference: the same values written over the normalised map (one full-size tensor fewer at the peak)
         return torch.addcmul(beta, normalized, gain, value=scale, out=normalized)
 
-    def modulation(self, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """1 + γ and β from the shared activation, already reflection-padded by one pixel.
+    def modulation(self, activation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """1 + γ and β from the shared activation.
 
-        One convolution, as both read the same padded input; the 1 is folded into γ's bias.
+        One (reflect-padded) convolution, as both read the same input; the 1 is folded into γ's bias.
         """
         weight = torch.cat([self.mlp_gamma.weight, self.mlp_beta.weight])
         bias = torch.cat([self.mlp_gamma.bias + 1, self.mlp_beta.bias])
-        return F.conv2d(padded, weight, bias).chunk(2, dim=1)
+        return reflect_conv2d(activation, weight, bias).chunk(2, dim=1)
 
 
 class SPADEResBlock(nn.Module):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from pipeline_cocosnet.models.attention import dense_attention
 from pipeline_cocosnet.models.correspondence import CoCosNetCorrespondence
-from pipeline_cocosnet.models.layers import SPADE, resize_nearest
+from pipeline_cocosnet.models.layers import SPADE, Conv2d, resize_nearest
 from pipeline_cocosnet.models.matching import full_precision, matching_dtype, pixel_table
 from pipeline_cocosnet.models.patchmatch import PatchMatch, by_propagation_order, propagation_orders
 from pipeline_cocosnet.models.update import SepConvGRU
@@ -133,12 +133,15 @@ class PlainSepConvGRU(SepConvGRU):
 
 
 def plain_layers(model: torch.nn.Module) -> torch.nn.Module:
-    """Switch ``model``'s SPADE and ConvGRU modules (in place) to their plain versions; returns it."""
+    """Switch ``model``'s SPADE, ConvGRU and reflect-padded convolutions (in place) to their plain versions
+    (``nn.Conv2d``: the padded copy, then the convolution); returns it."""
     for module in model.modules():
         if type(module) is SPADE:
             module.__class__ = PlainSPADE
         elif type(module) is SepConvGRU:
             module.__class__ = PlainSepConvGRU
+        elif isinstance(module, Conv2d):
+            module.__class__ = torch.nn.Conv2d
     return model
 
 
