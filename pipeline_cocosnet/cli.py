@@ -262,7 +262,7 @@ def _add_dtype_argument(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .tasks import MODEL_TASKS, RESEARCH_TASK as RELEASE_TASK, TASKS  # light: no torch
+    from .tasks import MODEL_TASKS, RESEARCH_TASK, TASKS  # light: no torch
 
     parser = argparse.ArgumentParser(
         prog="cocosnet",
@@ -300,9 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--label-channels", type=int, help="structure channels (DeepFashionHD pose: 20)")
     convert.add_argument(
         "--task",
-        default=RELEASE_TASK,
+        default=RESEARCH_TASK,
         choices=[*MODEL_TASKS, "none"],
-        help=f"structure encoder the pipeline uses (the published release: {RELEASE_TASK})",
+        help=f"structure encoder the pipeline uses (the published release: {RESEARCH_TASK})",
     )
     convert.add_argument("--resolution", type=int, default=512, help="training resolution (release: 512)")
     convert.set_defaults(run=_convert)
@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch-release",
         help="download the published checkpoint and convert it into a pipeline folder (cached)",
         description=(
-            f"Download the published CoCosNet v2 release (deepfashionhd: DeepFashionHD {RELEASE_TASK}, 512×512, MIT; a "
+            f"Download the published CoCosNet v2 release (deepfashionhd: DeepFashionHD {RESEARCH_TASK}, 512×512, MIT; a "
             "Google Drive link, fetched with gdown from the 'release' extra, or any http(s) mirror with --url), check "
             "the size and the zip, find *_net_Corr.pth and *_net_G.pth in it, convert them and write a pipeline folder "
             "with a model card. Cached in $COCOSNET_CACHE or huggingface_hub's assets cache: a second call returns at once."

@@ -31,10 +31,10 @@ from .models.inputs import check_size
 from .pipeline_output import CoCosNetPipelineOutput, ExemplarSuggestion
 from .processing.backends import BackendMissingError, ModelUnavailableError
 from .processing.encoders import StructureEncoder
-from .tasks import get_task
 from .processing.errors import StructureError
 from .processing.image_processor import OUTPUT_TYPES, CoCosNetImageProcessor
 from .processing.images import image_file_size
+from .tasks import get_task
 
 __all__ = [
     "CoCosNetPipeline",

@@ -187,7 +187,7 @@ class CoCosNetCorrespondence(ModelMixin, ConfigMixin):
     def dense_correspondence(
         self, theta: torch.Tensor, phi: torch.Tensor, exemplar: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The dense coarsest level: warp B×3×h×w and argmax index B×h×w (see ``dense_correspondence``)."""
+        """The dense coarsest level: warp B×3×h×w and argmax index B×h×w (see ``attention.dense_correspondence``)."""
         return dense_correspondence(theta, phi, exemplar, self.config.temperature)
 
     @apply_forward_hook  # entry point besides forward: model CPU offload moves the weights first

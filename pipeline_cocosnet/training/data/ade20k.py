@@ -41,7 +41,6 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class ADE20kDataset(PairedDataset):
     """ADE20k photos + index masks → 151-channel one-hot labels."""
 
-
     def discover(self) -> list[str]:
         split = self.config.split
         if self.root is None:

@@ -35,7 +35,6 @@ def pose_files(root: Path, key: str) -> tuple[Path, Path]:
 class DeepFashionHDDataset(PairedDataset):
     """DeepFashionHD photos + OpenPose keypoints → 20-channel pose labels (square sizes only)."""
 
-
     def discover(self) -> list[str]:
         if self.root is None or not (self.root / "img").is_dir():
             raise SampleError(f"DeepFashionHD root must contain img/ and pose/ folders, got {self.root}")

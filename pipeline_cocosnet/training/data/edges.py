@@ -22,7 +22,6 @@ __all__ = ["EdgeFolderDataset"]
 class EdgeFolderDataset(PairedDataset):
     """Photos → (edge label replicated into ``label_channels`` channels, photo)."""
 
-
     def discover(self) -> list[str]:
         if self.root is None or not self.root.is_dir():
             raise SampleError(f"edge dataset root folder not found: {self.root}")

@@ -387,7 +387,6 @@ class ScenesDataset(PairedDataset):
     colour transfer; the warp loss then compares with the target itself).
     """
 
-
     def discover(self) -> list[str]:
         if self.label_channels != ADE20K_LABEL_CHANNELS:
             raise ValueError(f"scenes use ADE20k labels ({ADE20K_LABEL_CHANNELS} channels); set model.label_channels: 151")
