@@ -471,11 +471,12 @@ def _translate_handler(tab: _Tab, components: dict[str, Any]) -> Callable:
     return translate
 
 
-def _exemplar_gallery(tab: _Tab, targets: list[TabInput], components: dict[str, Any]):
-    """The tab's exemplar gallery (click to use one), and the Suggest button + its ranking text."""
+def _exemplar_gallery(tab: _Tab, targets: list[TabInput], components: dict[str, Any]) -> None:
+    """The tab's exemplar gallery (click to use one; ``targets``: the exemplar inputs it fills), and the
+    Suggest button + its ranking text."""
     entries = tab.examples.gallery
     if not entries:
-        return None, None
+        return
     gallery = gr.Gallery(
         value=[(g["exemplar"], g.get("label") or Path(g["exemplar"]).stem) for g in entries],
         label="Exemplar gallery (click to use)", columns=4, height=180, allow_preview=False, object_fit="contain",
@@ -536,8 +537,9 @@ def _add_examples(tab: _Tab, components: dict[str, Any]) -> None:
 
 
 def _translate_buttons(tab: _Tab) -> tuple[gr.Button, gr.Button]:
-    """Translate (disabled with a permanent explanation beside it when the tab's weights cannot be had; the
-    endpoint still answers, with the same explanation) and Stop, shown while a translation runs."""
+    """Translate (disabled with a permanent explanation below it when the tab's weights cannot be had; the
+    endpoint still answers, with the same explanation), Stop (shown while a translation runs) and, for a
+    task with published weights, the button that downloads them."""
     task = tab.task.name
     problem = tab.store.missing(task)
     release = tab.release() if problem is not None else None
@@ -587,7 +589,7 @@ def _on_translate(tab: _Tab, buttons: tuple[gr.Button, gr.Button], components: d
 
 def _build_tab(tab: _Tab) -> None:
     """One tab: what it is, its inputs (structure and options left, exemplar right, then the gallery), the
-    buttons, the outputs, the examples."""
+    examples, the buttons, the outputs."""
     task = tab.task
     gr.Markdown(task.tab.description)
     gr.Markdown(tab.store.config.describe(task.name), elem_id=f"{task.name}-weights")
