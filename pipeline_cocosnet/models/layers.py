@@ -158,9 +158,9 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     * bf16/fp16: per sample, instance norm *is* batch norm over the positions, whose CPU
       kernel reads channels-last directly and accumulates in float32 without a float32
       copy of the map (the result is rounded to bf16 once, as ``F.instance_norm``'s);
-    * float32: two-pass statistics (:func:`instance_statistics`) and one fused ``x·rstd − mean·rstd``
-      (the batch-norm kernel's single-pass variance is ~100× less accurate in float32 on
-      offset inputs, README "Performance").
+    * float32: two-pass statistics (:func:`instance_statistics` on CPU, ``var_mean`` elsewhere) and
+      one fused ``x·rstd − mean·rstd`` (the batch-norm kernel's single-pass variance is ~100× less
+      accurate in float32 on offset inputs, README "Performance").
 
     Other layouts (NCHW, the float64 parity runs) go through ``F.instance_norm``.
     """
@@ -170,7 +170,10 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
         if x.shape[0] == 1:
             return F.batch_norm(x, None, None, training=True, eps=eps)
         return torch.cat([F.batch_norm(x[i : i + 1], None, None, training=True, eps=eps) for i in range(x.shape[0])])
-    var, mean = instance_statistics(x)
+    if x.device.type == "cpu":
+        var, mean = instance_statistics(x)
+    else:  # one kernel on a GPU, where the chunk loop would be dozens of small launches
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
     rstd = var.add_(eps).rsqrt_()
     return torch.addcmul(mean.mul_(rstd).neg_(), x, rstd)
 
