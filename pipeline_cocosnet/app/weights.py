@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..demo_model import DEMO_MODEL, DEMO_ORIGIN_PREFIX
+from ..hub import check_local_weights, is_checkpoint_folder
 from ..tasks import TASKS as TASK_REGISTRY
 from ..tasks import RESEARCH_TASK, get_task
 from ..weights import RELEASE_PREFIX
@@ -207,14 +208,12 @@ class PipelineStore:
     def _check_source(self, task: str) -> tuple[str, str, bool, bool]:
         """``(source, origin, is_local, is_release)`` of ``task``'s weights; :class:`WeightsUnavailable` when they
         cannot be had whatever happens next."""
-        from ..hub import check_local_weights
-
         source = self.config.sources.get(task)
         if source is None:
             raise WeightsUnavailable(f"{task}: no weights configured. {get_task(task).weights.how_to_get}")
         origin = self.config.origins.get(task, "config")
         is_release = source.startswith(RELEASE_PREFIX)
-        if not is_release and source != DEMO_WEIGHTS and not _is_checkpoint_folder(source):  # those load_pipeline converts
+        if not is_release and source != DEMO_WEIGHTS and not is_checkpoint_folder(Path(source).expanduser()):  # converted by load_pipeline
             try:
                 check_local_weights(source)
             except OSError as error:
@@ -227,7 +226,7 @@ class PipelineStore:
         source, origin, is_local, is_release = self._check_source(task)
         spec = get_task(task)
         how_to_get, expected = spec.weights.how_to_get, spec.model_task
-        if expected != RESEARCH_TASK and (is_release or (is_local and _is_checkpoint_folder(source))):
+        if expected != RESEARCH_TASK and (is_release or (is_local and is_checkpoint_folder(Path(source).expanduser()))):
             raise WeightsUnavailable(
                 f"{task}: `{source}` (from {origin}) is the published {RESEARCH_TASK} release or a research-code checkpoint "
                 f"folder; this tab needs a pipeline folder with task {expected} (convert one with `cocosnet convert "
@@ -274,9 +273,3 @@ class PipelineStore:
             return pipe.to(self.device)
         except Exception as error:  # noqa: BLE001 - any load failure becomes the tab's explanation
             return error
-
-
-def _is_checkpoint_folder(source: str) -> bool:
-    from ..hub import is_checkpoint_folder
-
-    return is_checkpoint_folder(Path(source).expanduser())
