@@ -91,7 +91,11 @@ def run_once(correspondence, translator, inputs, sync) -> tuple[dict[str, float]
     features = correspondence.encode(label, exemplar, exemplar_label)
     mark("encoders")
     warps, _ = correspondence.match(features, exemplar, callback=lambda level, warp: mark(f"level{level}"))
-    del features  # as pipe(...) does: freed before the translator
+    del features  # as pipe(...) does: freed before the translator, and the heap's free pages returned on CPU
+    if label.device.type == "cpu":
+        from pipeline_cocosnet.models import heap
+
+        heap.return_freed_memory()
     image = translator(label, warps)
     mark("translator")
     times["total"] = last - start

@@ -8,7 +8,6 @@ what a call returns in ``pipeline_output.py``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from .hub import check_local_weights, hub_errors, upload_pipeline_folder
 from .model_card import model_card
 from .precision import float32_precision
 from .models import CoCosNetCorrespondence, CoCosNetTranslator
+from .models import heap
 from .models.attention import best_correlation
 from .models.inputs import check_size
 from .pipeline_output import CoCosNetPipelineOutput, ExemplarSuggestion
@@ -100,32 +100,6 @@ from pipeline_cocosnet import CoCosNetPipeline
 
 __all__ = ["CoCosNetPipeline"]
 '''
-
-
-def _return_freed_memory() -> None:
-    """Give the C heap's free pages back to the OS (glibc ``malloc_trim(0)``; nothing elsewhere).
-
-    Tensors under glibc's dynamic mmap threshold (up to 32 MiB) come from the heap, whose freed pages the
-    process keeps: after the 512² PatchMatch level that was ~190 MiB of the float32 peak, which the
-    translator then added to (benchmarks/results, issue 24). Costs a few milliseconds.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.lru_cache(maxsize=1)
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (not Linux, musl, …)."""
-    import ctypes
-    import ctypes.util
-    import platform
-
-    name = ctypes.util.find_library("c") if platform.system() == "Linux" else None
-    try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-    except OSError:
-        return None
 
 
 def _item(what: str, index: int, count: int) -> str:
@@ -705,10 +679,12 @@ class CoCosNetPipeline(DiffusionPipeline):
             )  # fmt: skip
             del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
             if device.type == "cpu":
-                _return_freed_memory()  # the matching's freed heap back to the OS before the translator's peak
+                heap.return_freed_memory()  # the matching's freed heap back to the OS before the translator's peak
             images = self.translator(label, warps)
             progress.update()
         self.maybe_free_model_hooks()
+        if device.type == "cpu":
+            heap.return_freed_memory()  # and the translator's, so an idle process does not keep the peak
 
         sizes = [_input_size(s) for s in structures] if match_input_size else [None] * len(structures)
         if match_input_size and len(set(sizes)) > 1 and output_type != "pil":

@@ -29,10 +29,14 @@ def _score(query, table, p, candidates, first, count, scores):  # pragma: no cov
         scores[t] = total
 
 @_jit
-def _row_of(q, width):  # pragma: no cover - compiled
-    """q // w through a float64 division (exact for any flat index below 2^52; an integer division
-    costs several times more, and this step takes 3K of them per pixel)."""
-    return int(q / width)
+def _row_of(q, reciprocal):  # pragma: no cover - compiled
+    """q // w for a flat index q ≥ 0, given 1/w in float64: ⌊(q + ½)·(1/w)⌋.
+
+    Exact for q < 2^50: (q + ½)/w lies at least ½/w from an integer, while the two roundings (of 1/w
+    and of the product) move it by at most ~2^-52·q/w. A multiplication, where an integer division
+    costs several times more (this step takes 3K of them per pixel).
+    """
+    return int((q + 0.5) * reciprocal)
 
 @_jit
 def keep_best(scores, rank, ties, kept):  # pragma: no cover - compiled
@@ -56,21 +60,24 @@ def keep_best(scores, rank, ties, kept):  # pragma: no cover - compiled
             kept[slot] = t
 
 @_jit
-def _softmax_of_kept(scores, kept, temperature, underflow, out):  # pragma: no cover - compiled
+def _softmax_of_kept(scores, kept, temperature, underflow, exps, out):  # pragma: no cover - compiled
     """out_k = softmax(scores / τ)[kept_k], kept[0] being the largest score; in the scores' dtype.
 
     Terms whose exponent s_t/τ − max/τ is below ``underflow`` (where exp is exactly 0 in the
-    dtype) are skipped.
+    dtype) are skipped; ``exps`` (as long as ``scores``) keeps each term for the kept ones.
     """
     zero = scores[0] - scores[0]
     top = scores[kept[0]] / temperature
     total = zero
     for t in range(scores.shape[0]):
         exponent = scores[t] / temperature - top
+        term = zero
         if exponent > underflow:
-            total += math.exp(exponent)
+            term = math.exp(exponent)
+        exps[t] = term
+        total += term
     for k in range(kept.shape[0]):
-        out[k] = math.exp(scores[kept[k]] / temperature - top) / total
+        out[k] = exps[kept[k]] / total
 
 @_jit
 def _row_scratch(theta, k):  # pragma: no cover - compiled
@@ -135,12 +142,13 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
     the kept candidates' probabilities ((B·h·w)×K, softmax over all 3K at τ).
     """
     k = index.shape[1]
-    width = float(w)
+    reciprocal = 1.0 / w
     for bi in numba.prange(index.shape[0] // w):
         b, i = bi // h, bi % h
         base = b * h * w
         scores, candidates, kept, rank, ties = _row_scratch(theta, k)
         probs = np.empty(k, dtype=theta.dtype)
+        exps = np.empty(3 * k, dtype=theta.dtype)
         for j in range(w):
             p = base + i * w + j
             for t in range(k):
@@ -157,7 +165,7 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
                     source = base + si * w + sj
                     for t in range(k):
                         q = index[source, t]
-                        row = _row_of(q, width)
+                        row = _row_of(q, reciprocal)
                         if vertical:
                             coordinate, last, step = row, h - 1, w
                         else:
@@ -173,10 +181,10 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
             _score(theta, phi, p, candidates, 0, k, scores)
             _score(theta, phi, p, candidates, 2 * k, k, scores)
             keep_best(scores, rank, ties, kept)
-            _softmax_of_kept(scores, kept, temperature, underflow, probs)
+            _softmax_of_kept(scores, kept, temperature, underflow, exps, probs)
             for t in range(k):
                 q = candidates[kept[t]] - base
-                row = _row_of(q, width)
+                row = _row_of(q, reciprocal)
                 out_offsets[p, 0, t] = row - i
                 out_offsets[p, 1, t] = q - row * w - j
                 out_probs[p, t] = probs[t]
