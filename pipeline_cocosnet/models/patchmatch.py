@@ -8,14 +8,13 @@ Candidates are pixel-major (B×h×w×K indices, B×h×w×2×K offsets; see ``mat
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fused_search, heap
+from . import fused_search
 from .layers import InstanceNorm, resize_nearest
 from .matching import (
     exact_index_arithmetic,
@@ -195,10 +194,7 @@ class PatchMatch(nn.Module):
         orders = propagation_orders(generator, self.iterations if iterations is None else iterations, theta.shape[0])
         # published mode: the GRU's offsets only reach the loss through integer indices, so no
         # gradient can flow back through it; record no autograd graph for it (training memory)
-        # the iterations allocate the same large tensors again and again: on CPU they reuse freed heap
-        # memory instead of faulting in fresh pages each time (models/heap.py)
-        reuse = heap.reuse_freed_memory() if theta.device.type == "cpu" else contextlib.nullcontext()
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.learn_gru), reuse:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.learn_gru):
             # matching runs in float32+, the ConvGRU in the weights' dtype (e.g. fp16 components)
             hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
             for horizontal_first in orders:
