@@ -13,8 +13,7 @@ and the peak RSS of each side's processes.
     python benchmarks/ab.py b7472e3 --search-only                 # one PatchMatch search step at 512²
 
 ``--search-only`` times one PatchMatch search step (the finest level's inner loop) on smooth
-random features with a coherent coarse match, as both trees' ``PatchMatch.search`` see it (inside
-the level's memory policy, ``models/heap.py``, where the tree has one, as ``PatchMatch.forward`` runs it).
+random features with a coherent coarse match, as both trees' ``PatchMatch.search`` see it.
 Nothing else should run on the machine meanwhile.
 """
 
@@ -56,13 +55,8 @@ cols = (torch.arange(coarse_size).view(1, -1) + shift[1]).round().clamp(0, coars
 offsets = initial_offsets((rows * coarse_size + cols).unsqueeze(0), (size, size), 4)
 offsets = offsets + torch.rand(offsets.shape, generator=g) - 0.5  # fractional, as after a GRU update
 module = PatchMatch(channels).eval()
-try:  # the steps as PatchMatch.forward runs them: inside its memory policy, where the tree has one
-    from pipeline_cocosnet.models.heap import reuse_freed_memory as level_memory
-except ImportError:
-    import contextlib
-    level_memory = contextlib.nullcontext
 times = []
-with torch.inference_mode(), level_memory():
+with torch.inference_mode():
     for i in range(repeats + 1):  # the first call warms up (and compiles, where something compiles)
         start = time.perf_counter()
         module.search(theta, phi, offsets, True)
