@@ -80,7 +80,7 @@ def fused_search(
     table = phi.detach().permute(0, 2, 3, 1).reshape(b * h * w, c).contiguous().numpy()
     rows, cols = np.arange(h, dtype=query.dtype), np.arange(w + 1, dtype=query.dtype)
     # scratch from torch's allocator, not np.empty: numpy asks for transparent huge pages above 4 MiB,
-    # and their zeroing and compaction cost ~80 ms a 512² step here (docs/cpu-speed.md)
+    # and their zeroing and compaction cost 40–80 ms a 512² step here (docs/cpu-speed.md)
     index = torch.empty(b * h * w, k, dtype=torch.int64).numpy()
     kept_scores = torch.empty(b * h * w, k, dtype=dtype).numpy()
     out_offsets = torch.empty(b, h, w, 2, k, dtype=dtype)
