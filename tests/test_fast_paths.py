@@ -162,16 +162,21 @@ def test_fused_search_step_leaves_torchs_thread_count_as_it_was():
 
 @pytest.mark.skipif(not fused_search.numba_installed(), reason="numba not installed")
 def test_fused_keep_best_ranks_by_score_and_breaks_ties_by_position():
-    g = torch.Generator().manual_seed(12)
-    scores = torch.randint(0, 6, (500, 48), generator=g).double() / 5  # many exact ties
-    kept = torch.empty(500, 16, dtype=torch.int64)
-    rank, ties = torch.empty(48, dtype=torch.int32).numpy(), torch.empty(48, dtype=torch.int32).numpy()
-    from pipeline_cocosnet.models.search_kernels import keep_best
+    from pipeline_cocosnet.models.search_kernels import LANES, keep_best
 
-    for row, out in zip(scores.numpy(), kept.numpy()):
-        keep_best(row, rank, ties, out)
-    expected = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :16]
-    assert torch.equal(kept, expected)
+    g = torch.Generator().manual_seed(12)
+    for dtype in (torch.float64, torch.float32):
+        for n, k in [(48, 16), (12, 4), (27, 9), (75, 25)]:  # whole vectors of LANES and partial ones
+            scores = torch.randint(0, 6, (300, n), generator=g).to(dtype) / 5  # many exact ties
+            scores[::7] = torch.rand(len(scores[::7]), n, generator=g, dtype=dtype)  # and rows with none
+            padded = -(-n // LANES) * LANES
+            row, rank = torch.zeros(padded, dtype=dtype).numpy(), torch.empty(padded, dtype=torch.int32).numpy()
+            kept = torch.empty(300, k + 1, dtype=torch.int64)
+            for values, out in zip(scores.numpy(), kept.numpy()):
+                row[:n] = values
+                keep_best(row, n, rank, out)
+            expected = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :k]
+            assert torch.equal(kept[:, :k], expected), (dtype, n, k)
 
 
 @pytest.mark.parametrize("chunk_elements", [H * W * 2, 3 * H * W * 2 + 5, 1 << 24])

@@ -13,6 +13,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 _jit = numba.njit(cache=True, nogil=True)
 _jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
@@ -38,56 +41,112 @@ def _row_of(q, reciprocal):  # pragma: no cover - compiled
     """
     return int((q + 0.5) * reciprocal)
 
-@_jit
-def keep_best(scores, rank, ties, kept):  # pragma: no cover - compiled
-    """kept = the positions of the len(kept) largest scores, descending; equal scores: lower position first.
+#: scores ranked per vector instruction (one AVX-512 register of float32; AVX2 and NEON run it as 2–4)
+LANES = 16
 
-    Branch-free ranking (candidates arrive in no useful order, so a sort mispredicts):
-    rank_t = #{u : s_u > s_t}; equal scores share a rank and take its slots in position order.
+
+@intrinsic
+def _rank_block(typingctx, scores, n, first, rank):  # pragma: no cover - compiled
+    """rank[first + l] = #{u < n : s_u > s_t, or s_u = s_t and u < t} for t = first + l, l < LANES.
+
+    One vector of LANES scores is compared with each s_u in turn, the counts kept in a register:
+    earlier candidates (u < first) count where s_u ≥ s_t, later ones (u ≥ first + LANES) where
+    s_u > s_t, the block's own lanes by the full rule. ``scores`` and ``rank`` must hold first + LANES
+    elements (lanes past n get a count that the caller ignores).
     """
-    k, n = kept.shape[0], scores.shape[0]
+    signature = types.void(scores, n, first, rank)
+
+    def codegen(context, builder, sig, args):
+        scores_value, n_value, first_value, rank_value = args
+        values = context.make_array(sig.args[0])(context, builder, scores_value).data
+        counts = context.make_array(sig.args[3])(context, builder, rank_value).data
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        floats = ir.VectorType(context.get_data_type(sig.args[0].dtype), LANES)
+        ints = ir.VectorType(context.get_data_type(sig.args[3].dtype), LANES)
+        lanes = ir.VectorType(i32, LANES)
+
+        def splat(value, vector):
+            one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), ir.Constant(lanes, [0] * LANES))
+
+        first = builder.sext(first_value, i64) if first_value.type.width < 64 else first_value
+        n = builder.sext(n_value, i64) if n_value.type.width < 64 else n_value
+        block = builder.load(builder.bitcast(builder.gep(values, [first]), floats.as_pointer()), align=1)
+        total = cgutils.alloca_once_value(builder, ir.Constant(ints, [0] * LANES))
+
+        def count(start, stop, ahead):
+            with cgutils.for_range_slice(builder, start, stop, ir.Constant(i64, 1), intp=i64) as (u, _):
+                s_u = splat(builder.load(builder.gep(values, [u])), floats)
+                builder.store(builder.add(builder.load(total), builder.zext(ahead(u, s_u), ints)), total)
+
+        def within_block(u, s_u):  # an equal score counts from an earlier lane only
+            earlier = builder.icmp_signed(
+                "<", splat(builder.trunc(builder.sub(u, first), i32), lanes), ir.Constant(lanes, list(range(LANES)))
+            )
+            equal = builder.and_(builder.fcmp_ordered("==", s_u, block), earlier)
+            return builder.or_(builder.fcmp_ordered(">", s_u, block), equal)
+
+        end = builder.add(first, ir.Constant(i64, LANES))
+        end = builder.select(builder.icmp_signed("<", end, n), end, n)
+        count(ir.Constant(i64, 0), first, lambda u, s_u: builder.fcmp_ordered(">=", s_u, block))
+        count(first, end, within_block)
+        count(end, n, lambda u, s_u: builder.fcmp_ordered(">", s_u, block))
+        destination = builder.bitcast(builder.gep(counts, [first]), ints.as_pointer())
+        builder.store(builder.load(total), destination, align=1)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+@_jit
+def keep_best(scores, n, rank, kept):  # pragma: no cover - compiled
+    """kept[:K] = the positions of the K largest of scores[:n], descending; equal scores: lower position first.
+
+    The stable rank of each candidate, rank_t = #{u : s_u > s_t} + #{u < t : s_u = s_t}, is a
+    permutation of 0..n−1 (for scores without NaN), and kept[rank_t] = t where rank_t < K. Ranks
+    are counted LANES candidates at a time in vector registers (``_rank_block``): no branch, since
+    candidates arrive in no useful order and a sort would mispredict. ``scores`` and ``rank`` hold
+    n rounded up to LANES; ``kept`` holds K + 1 (the last slot takes every rank ≥ K).
+    """
+    k = kept.shape[0] - 1
+    for first in range(0, n, LANES):
+        _rank_block(scores, n, first, rank)
+    for t in range(k):  # every slot a valid position even if NaN scores share a rank
+        kept[t] = t
     for t in range(n):
-        rank[t] = 0
-        ties[t] = 0
-    for u in range(n):
-        value = scores[u]
-        for t in range(n):
-            rank[t] += value > scores[t]
-    for t in range(n):
-        slot = rank[t] + ties[rank[t]]
-        ties[rank[t]] += 1
-        if slot < k:
-            kept[slot] = t
+        kept[min(rank[t], k)] = t
 
 @_jit
 def _softmax_of_kept(scores, kept, temperature, underflow, exps, out):  # pragma: no cover - compiled
-    """out_k = softmax(scores / τ)[kept_k], kept[0] being the largest score; in the scores' dtype.
+    """out_k = softmax(scores[:n] / τ)[kept_k] for k < len(out), kept[0] being the largest score; in the scores' dtype.
 
     Terms whose exponent s_t/τ − max/τ is below ``underflow`` (where exp is exactly 0 in the
-    dtype) are skipped; ``exps`` (as long as ``scores``) keeps each term for the kept ones.
+    dtype) are skipped; ``exps`` (n = 3K long) keeps each term for the kept ones.
     """
     zero = scores[0] - scores[0]
     top = scores[kept[0]] / temperature
     total = zero
-    for t in range(scores.shape[0]):
+    for t in range(exps.shape[0]):
         exponent = scores[t] / temperature - top
         term = zero
         if exponent > underflow:
             term = math.exp(exponent)
         exps[t] = term
         total += term
-    for k in range(kept.shape[0]):
+    for k in range(out.shape[0]):
         out[k] = exps[kept[k]] / total
 
 @_jit
 def _row_scratch(theta, k):  # pragma: no cover - compiled
-    """One image row's work arrays: 3K scores (θ's dtype) and candidate indices, K kept positions, 3K ranks and tie counts."""
+    """One image row's work arrays: 3K scores (θ's dtype), their candidate indices and ranks, K + 1 kept positions.
+
+    Scores and ranks are rounded up to whole vectors of LANES for ``keep_best``.
+    """
+    padded = (3 * k + LANES - 1) // LANES * LANES
     return (
-        np.empty(3 * k, dtype=theta.dtype),
+        np.zeros(padded, dtype=theta.dtype),
         np.empty(3 * k, dtype=np.int64),
-        np.empty(k, dtype=np.int64),
-        np.empty(3 * k, dtype=np.int32),
-        np.empty(3 * k, dtype=np.int32),
+        np.empty(k + 1, dtype=np.int64),
+        np.empty(padded, dtype=np.int32),
     )
 
 @_jit_parallel
@@ -103,7 +162,7 @@ def first_half(theta, phi, offsets, vertical, h, w, rows, cols, out_index, out_s
     for bi in numba.prange(offsets.shape[0] // w):
         b, i = bi // h, bi % h
         base = b * h * w
-        scores, index, kept, rank, ties = _row_scratch(theta, k)
+        scores, index, kept, rank = _row_scratch(theta, k)
         row0 = rows[i]
         for j in range(w):
             p = base + i * w + j
@@ -127,7 +186,7 @@ def first_half(theta, phi, offsets, vertical, h, w, rows, cols, out_index, out_s
             for t in range(3 * k):
                 index[t] += base
             _score(theta, phi, p, index, 0, 3 * k, scores)
-            keep_best(scores, rank, ties, kept)
+            keep_best(scores, 3 * k, rank, kept)
             for t in range(k):
                 out_index[p, t] = index[kept[t]] - base
                 out_scores[p, t] = scores[kept[t]]
@@ -146,7 +205,7 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
     for bi in numba.prange(index.shape[0] // w):
         b, i = bi // h, bi % h
         base = b * h * w
-        scores, candidates, kept, rank, ties = _row_scratch(theta, k)
+        scores, candidates, kept, rank = _row_scratch(theta, k)
         probs = np.empty(k, dtype=theta.dtype)
         exps = np.empty(3 * k, dtype=theta.dtype)
         for j in range(w):
@@ -180,7 +239,7 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
                         candidates[part * k + t] = p
             _score(theta, phi, p, candidates, 0, k, scores)
             _score(theta, phi, p, candidates, 2 * k, k, scores)
-            keep_best(scores, rank, ties, kept)
+            keep_best(scores, 3 * k, rank, kept)
             _softmax_of_kept(scores, kept, temperature, underflow, exps, probs)
             for t in range(k):
                 q = candidates[kept[t]] - base
