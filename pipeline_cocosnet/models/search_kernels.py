@@ -41,6 +41,60 @@ def _row_of(q, reciprocal):  # pragma: no cover - compiled
     """
     return int((q + 0.5) * reciprocal)
 
+#: pixels are visited in TILE×TILE squares: in a coherent match field neighbouring pixels read
+#: neighbouring exemplar rows, which a square keeps in the core's L2 longer than a whole image row
+TILE = 64
+
+
+@_jit
+def _tile_count(items, h, w):  # pragma: no cover - compiled
+    """How many TILE×TILE squares cover ``items`` images of h×w."""
+    return items * ((h + TILE - 1) // TILE) * ((w + TILE - 1) // TILE)
+
+
+@_jit
+def _tile_origin(tile, h, w):  # pragma: no cover - compiled
+    """(batch item, first row, first column) of square ``tile``, counted row-major within each item."""
+    across = (w + TILE - 1) // TILE
+    per_item = ((h + TILE - 1) // TILE) * across
+    rest = tile % per_item
+    return tile // per_item, (rest // across) * TILE, (rest % across) * TILE
+
+
+@intrinsic
+def _prefetch_row(typingctx, table, row):  # pragma: no cover - compiled
+    """Ask the cache for row ``row`` of a C-contiguous 2-D table (its first and last byte): a hint, no result."""
+    signature = types.void(table, row)
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        stride = builder.extract_value(array.strides, 0)
+        start = builder.add(builder.ptrtoint(array.data, i64), builder.mul(builder.sext(args[1], i64) if args[1].type.width < 64 else args[1], stride))
+        last_byte = builder.sub(builder.extract_value(array.strides, 0), ir.Constant(i64, 1))
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        for address in (start, builder.add(start, last_byte)):  # read, keep in all levels, data cache
+            pointer = builder.inttoptr(address, i8.as_pointer())
+            builder.call(prefetch, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@_jit
+def _prefetch_for_next_pixel(table, candidates, first, count):  # pragma: no cover - compiled
+    """Prefetch rows candidates[t] + 1 for t in first..first+count−1: where the next pixel (one column on) will look.
+
+    In a coherent match field (a trained model's) the next pixel's candidates are this pixel's one
+    exemplar column further, so their rows arrive while this pixel is scored; elsewhere a wasted hint.
+    """
+    last = table.shape[0] - 1
+    for t in range(first, first + count):
+        _prefetch_row(table, min(candidates[t] + 1, last))
+
+
 #: scores ranked per vector instruction (one AVX-512 register of float32; AVX2 and NEON run it as 2–4)
 LANES = 16
 
@@ -136,8 +190,8 @@ def _softmax_of_kept(scores, kept, temperature, underflow, exps, out):  # pragma
         out[k] = exps[kept[k]] / total
 
 @_jit
-def _row_scratch(theta, k):  # pragma: no cover - compiled
-    """One image row's work arrays: 3K scores (θ's dtype), their candidate indices and ranks, K + 1 kept positions.
+def _pixel_scratch(theta, k):  # pragma: no cover - compiled
+    """One thread's per-pixel work arrays (reused for every pixel of a tile): 3K scores (θ's dtype), their candidate indices and ranks, K + 1 kept positions.
 
     Scores and ranks are rounded up to whole vectors of LANES for ``keep_best``.
     """
@@ -159,37 +213,39 @@ def first_half(theta, phi, offsets, vertical, h, w, rows, cols, out_index, out_s
     """
     k = offsets.shape[2]
     zero, last_row, last_col, width = rows[0], rows[h - 1], cols[w - 1], cols[w]
-    for bi in numba.prange(offsets.shape[0] // w):
-        b, i = bi // h, bi % h
+    for tile in numba.prange(_tile_count(offsets.shape[0] // (h * w), h, w)):
+        b, top, left = _tile_origin(tile, h, w)
         base = b * h * w
-        scores, index, kept, rank = _row_scratch(theta, k)
-        row0 = rows[i]
-        for j in range(w):
-            p = base + i * w + j
-            col0 = cols[j]
-            for part in range(3):  # the previous neighbour's K, the own K, the next neighbour's K
-                si, sj = i, j
-                if part != 1:
-                    if vertical:
-                        si += part - 1
-                    else:
-                        sj += part - 1
-                if 0 <= si < h and 0 <= sj < w:
-                    source = offsets[base + si * w + sj]
-                    for t in range(k):
-                        r = min(max(row0 + source[0, t], zero), last_row)
-                        c = min(max(col0 + source[1, t], zero), last_col)
-                        index[part * k + t] = int(r * width + c)
-                else:  # a border pixel's missing neighbour: the zero offset, i.e. its own position
-                    for t in range(k):
-                        index[part * k + t] = i * w + j
-            for t in range(3 * k):
-                index[t] += base
-            _score(theta, phi, p, index, 0, 3 * k, scores)
-            keep_best(scores, 3 * k, rank, kept)
-            for t in range(k):
-                out_index[p, t] = index[kept[t]] - base
-                out_scores[p, t] = scores[kept[t]]
+        scores, index, kept, rank = _pixel_scratch(theta, k)
+        for i in range(top, min(h, top + TILE)):
+            row0 = rows[i]
+            for j in range(left, min(w, left + TILE)):
+                p = base + i * w + j
+                col0 = cols[j]
+                for part in range(3):  # the previous neighbour's K, the own K, the next neighbour's K
+                    si, sj = i, j
+                    if part != 1:
+                        if vertical:
+                            si += part - 1
+                        else:
+                            sj += part - 1
+                    if 0 <= si < h and 0 <= sj < w:
+                        source = offsets[base + si * w + sj]
+                        for t in range(k):
+                            r = min(max(row0 + source[0, t], zero), last_row)
+                            c = min(max(col0 + source[1, t], zero), last_col)
+                            index[part * k + t] = int(r * width + c)
+                    else:  # a border pixel's missing neighbour: the zero offset, i.e. its own position
+                        for t in range(k):
+                            index[part * k + t] = i * w + j
+                for t in range(3 * k):
+                    index[t] += base
+                _prefetch_for_next_pixel(phi, index, 0, 3 * k)
+                _score(theta, phi, p, index, 0, 3 * k, scores)
+                keep_best(scores, 3 * k, rank, kept)
+                for t in range(k):
+                    out_index[p, t] = index[kept[t]] - base
+                    out_scores[p, t] = scores[kept[t]]
 
 @_jit_parallel
 def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, underflow, out_offsets, out_probs):  # pragma: no cover
@@ -202,48 +258,51 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
     """
     k = index.shape[1]
     reciprocal = 1.0 / w
-    for bi in numba.prange(index.shape[0] // w):
-        b, i = bi // h, bi % h
+    for tile in numba.prange(_tile_count(index.shape[0] // (h * w), h, w)):
+        b, top, left = _tile_origin(tile, h, w)
         base = b * h * w
-        scores, candidates, kept, rank = _row_scratch(theta, k)
+        scores, candidates, kept, rank = _pixel_scratch(theta, k)
         probs = np.empty(k, dtype=theta.dtype)
         exps = np.empty(3 * k, dtype=theta.dtype)
-        for j in range(w):
-            p = base + i * w + j
-            for t in range(k):
-                candidates[k + t] = base + index[p, t]
-                scores[k + t] = kept_scores[p, t]
-            for part in (0, 2):
-                forward = part == 0  # from the previous neighbour, moved one step further
-                si, sj = i, j
-                if vertical:
-                    si += -1 if forward else 1
-                else:
-                    sj += -1 if forward else 1
-                if 0 <= si < h and 0 <= sj < w:
-                    source = base + si * w + sj
-                    for t in range(k):
-                        q = index[source, t]
-                        row = _row_of(q, reciprocal)
-                        if vertical:
-                            coordinate, last, step = row, h - 1, w
-                        else:
-                            coordinate, last, step = q - row * w, w - 1, 1
-                        if forward and coordinate < last:
-                            q += step
-                        elif not forward and coordinate > 0:
-                            q -= step
-                        candidates[part * k + t] = base + q
-                else:
-                    for t in range(k):
-                        candidates[part * k + t] = p
-            _score(theta, phi, p, candidates, 0, k, scores)
-            _score(theta, phi, p, candidates, 2 * k, k, scores)
-            keep_best(scores, 3 * k, rank, kept)
-            _softmax_of_kept(scores, kept, temperature, underflow, exps, probs)
-            for t in range(k):
-                q = candidates[kept[t]] - base
-                row = _row_of(q, reciprocal)
-                out_offsets[p, 0, t] = row - i
-                out_offsets[p, 1, t] = q - row * w - j
-                out_probs[p, t] = probs[t]
+        for i in range(top, min(h, top + TILE)):
+            for j in range(left, min(w, left + TILE)):
+                p = base + i * w + j
+                for t in range(k):
+                    candidates[k + t] = base + index[p, t]
+                    scores[k + t] = kept_scores[p, t]
+                for part in (0, 2):
+                    forward = part == 0  # from the previous neighbour, moved one step further
+                    si, sj = i, j
+                    if vertical:
+                        si += -1 if forward else 1
+                    else:
+                        sj += -1 if forward else 1
+                    if 0 <= si < h and 0 <= sj < w:
+                        source = base + si * w + sj
+                        for t in range(k):
+                            q = index[source, t]
+                            row = _row_of(q, reciprocal)
+                            if vertical:
+                                coordinate, last, step = row, h - 1, w
+                            else:
+                                coordinate, last, step = q - row * w, w - 1, 1
+                            if forward and coordinate < last:
+                                q += step
+                            elif not forward and coordinate > 0:
+                                q -= step
+                            candidates[part * k + t] = base + q
+                    else:
+                        for t in range(k):
+                            candidates[part * k + t] = p
+                _prefetch_for_next_pixel(phi, candidates, 0, k)
+                _prefetch_for_next_pixel(phi, candidates, 2 * k, k)
+                _score(theta, phi, p, candidates, 0, k, scores)
+                _score(theta, phi, p, candidates, 2 * k, k, scores)
+                keep_best(scores, 3 * k, rank, kept)
+                _softmax_of_kept(scores, kept, temperature, underflow, exps, probs)
+                for t in range(k):
+                    q = candidates[kept[t]] - base
+                    row = _row_of(q, reciprocal)
+                    out_offsets[p, 0, t] = row - i
+                    out_offsets[p, 1, t] = q - row * w - j
+                    out_probs[p, t] = probs[t]
