@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 _jit = numba.njit(cache=True, nogil=True)
 _jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
@@ -169,23 +169,112 @@ def keep_best(scores, n, rank, kept):  # pragma: no cover - compiled
     for t in range(n):
         kept[min(rank[t], k)] = t
 
+#: float32 exp(x) = 2^m · e^r, m = round(x·log₂e), r = x − m·ln 2 (ln 2 in two parts, the first exact in
+#: a float32 product), e^r by Cephes' degree-6 polynomial on |r| ≤ ½ln 2: within 1 ulp of the exact
+#: value in the normal range (tests/test_fast_paths.py checks it against float64 exp)
+_F32 = np.float32
+_LOG2E, _LN2_HIGH, _LN2_LOW = _F32(1.44269504088896341), _F32(0.693359375), _F32(-2.12194440e-4)
+_EXP_POLYNOMIAL = tuple(_F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_ONE, _HALF, _ZERO = _F32(1), _F32(0.5), _F32(0)
+
+
+@intrinsic
+def _exp_block(typingctx, values, first, underflow):  # pragma: no cover - compiled
+    """values[first:first + LANES] = exp of themselves, 0 where ≤ underflow; float32, one vector (the polynomial above).
+
+    ``values`` must hold first + LANES elements (lanes past the caller's n are computed and ignored).
+    2^m is built from its bits as two factors 2^⌊m/2⌋ · 2^(m−⌊m/2⌋), both normal for m ≥ −252, so
+    that results down to the subnormals round once.
+    """
+    signature = types.void(values, first, underflow)
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+        floats, ints = ir.VectorType(f32, LANES), ir.VectorType(i32, LANES)
+
+        def splat(value, vector=floats):
+            return ir.Constant(vector, [value] * LANES)
+
+        def call(name, *operands):
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(floats, [floats] * len(operands)), f"llvm.{name}.v{LANES}f32"
+            )
+            return builder.call(function, operands)
+
+        start = builder.sext(args[1], i64) if args[1].type.width < 64 else args[1]
+        pointer = builder.bitcast(builder.gep(data, [start]), floats.as_pointer())
+        x = builder.load(pointer, align=1)
+        lowest = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(floats, ir.Undefined), args[2], ir.Constant(i32, 0)),
+            ir.Constant(floats, ir.Undefined), ir.Constant(ints, [0] * LANES),
+        )
+        kept = builder.fcmp_ordered(">", x, lowest)
+        clamped = call("maxnum", x, lowest)
+        m = call("floor", builder.fadd(builder.fmul(clamped, splat(float(_LOG2E))), splat(0.5)))
+        r = builder.fsub(builder.fsub(clamped, builder.fmul(m, splat(float(_LN2_HIGH)))), builder.fmul(m, splat(float(_LN2_LOW))))
+        polynomial = splat(float(_EXP_POLYNOMIAL[0]))
+        for coefficient in _EXP_POLYNOMIAL[1:]:
+            polynomial = builder.fadd(builder.fmul(polynomial, r), splat(float(coefficient)))
+        e_r = builder.fadd(builder.fadd(builder.fmul(polynomial, builder.fmul(r, r)), r), splat(1.0))
+        exponent = builder.fptosi(m, ints)
+        half = builder.ashr(exponent, splat(1, ints))
+        bits = lambda e: builder.bitcast(builder.shl(builder.add(e, splat(127, ints)), splat(23, ints)), floats)
+        result = builder.fmul(builder.fmul(e_r, bits(half)), bits(builder.sub(exponent, half)))
+        builder.store(builder.select(kept, result, splat(0.0)), pointer, align=1)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+def exponentials(values, underflow):
+    """values[t] = exp(values[t]), or exactly 0 where values[t] ≤ underflow; in place, in the values' dtype.
+
+    float32: the polynomial above, LANES values per vector instruction (``_exp_block``; libm's
+    expf is a call per value), so ``values`` is a whole number of vectors long. float64 (the
+    parity path): libm's exp, one value at a time.
+    """
+    raise NotImplementedError("compiled only: call it from a Numba kernel")
+
+
+@overload(exponentials, jit_options={"fastmath": {"contract"}})
+def _exponentials(values, underflow):  # pragma: no cover - compiled
+    if values.dtype != types.float32:
+
+        def in_libm(values, underflow):
+            for t in range(values.shape[0]):
+                values[t] = math.exp(values[t]) if values[t] > underflow else values.dtype.type(0)
+
+        return in_libm
+
+    def by_polynomial(values, underflow):
+        for first in range(0, values.shape[0], LANES):
+            _exp_block(values, first, underflow)
+
+    return by_polynomial
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _total(values, n):  # pragma: no cover - compiled
+    """Σ values[:n] (in any order: a vector sum)."""
+    total = values[0] - values[0]
+    for t in range(n):
+        total += values[t]
+    return total
+
+
 @_jit
-def _softmax_of_kept(scores, kept, temperature, underflow, exps, out):  # pragma: no cover - compiled
+def _softmax_of_kept(scores, n, kept, temperature, underflow, exps, out):  # pragma: no cover - compiled
     """out_k = softmax(scores[:n] / τ)[kept_k] for k < len(out), kept[0] being the largest score; in the scores' dtype.
 
-    Terms whose exponent s_t/τ − max/τ is below ``underflow`` (where exp is exactly 0 in the
-    dtype) are skipped; ``exps`` (n = 3K long) keeps each term for the kept ones.
+    Terms whose exponent s_t/τ − max/τ is at or below ``underflow`` (where exp is exactly 0 in the
+    dtype) are 0. ``exps`` holds the terms: as long as ``scores`` (whole vectors, see ``exponentials``).
     """
-    zero = scores[0] - scores[0]
     top = scores[kept[0]] / temperature
-    total = zero
     for t in range(exps.shape[0]):
-        exponent = scores[t] / temperature - top
-        term = zero
-        if exponent > underflow:
-            term = math.exp(exponent)
-        exps[t] = term
-        total += term
+        exps[t] = scores[t] / temperature - top
+    exponentials(exps, underflow)
+    total = _total(exps, n)
     for k in range(out.shape[0]):
         out[k] = exps[kept[k]] / total
 
@@ -263,7 +352,7 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
         base = b * h * w
         scores, candidates, kept, rank = _pixel_scratch(theta, k)
         probs = np.empty(k, dtype=theta.dtype)
-        exps = np.empty(3 * k, dtype=theta.dtype)
+        exps = np.empty_like(scores)
         for i in range(top, min(h, top + TILE)):
             for j in range(left, min(w, left + TILE)):
                 p = base + i * w + j
@@ -299,7 +388,7 @@ def second_half(theta, phi, index, kept_scores, vertical, h, w, temperature, und
                 _score(theta, phi, p, candidates, 0, k, scores)
                 _score(theta, phi, p, candidates, 2 * k, k, scores)
                 keep_best(scores, 3 * k, rank, kept)
-                _softmax_of_kept(scores, kept, temperature, underflow, exps, probs)
+                _softmax_of_kept(scores, 3 * k, kept, temperature, underflow, exps, probs)
                 for t in range(k):
                     q = candidates[kept[t]] - base
                     row = _row_of(q, reciprocal)
