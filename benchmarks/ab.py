@@ -55,11 +55,14 @@ cols = (torch.arange(coarse_size).view(1, -1) + shift[1]).round().clamp(0, coars
 offsets = initial_offsets((rows * coarse_size + cols).unsqueeze(0), (size, size), 4)
 offsets = offsets + torch.rand(offsets.shape, generator=g) - 0.5  # fractional, as after a GRU update
 module = PatchMatch(channels).eval()
+# a level's steps share the buffers of the fused step, where the tree has them (as PatchMatch.forward)
+import inspect
+shared = {{"workspace": {{}}}} if "workspace" in inspect.signature(module.search).parameters else {{}}
 times = []
 with torch.inference_mode():
     for i in range(repeats + 1):  # the first call warms up (and compiles, where something compiles)
         start = time.perf_counter()
-        module.search(theta, phi, offsets, True)
+        module.search(theta, phi, offsets, True, **shared)
         times.append(time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"stages": {{"search step": {{"median": sorted(times[1:])[len(times[1:]) // 2]}}}}, "peak_mib": peak}}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -177,6 +178,30 @@ def test_fused_keep_best_ranks_by_score_and_breaks_ties_by_position():
                 keep_best(row, n, rank, out)
             expected = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :k]
             assert torch.equal(kept[:, :k], expected), (dtype, n, k)
+
+
+@pytest.mark.skipif(not fused_search.numba_installed(), reason="numba not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_softmax_exponentials_are_exp_to_an_ulp_and_zero_below_the_underflow(dtype):
+    import numba
+
+    from pipeline_cocosnet.models.search_kernels import LANES, exponentials
+
+    @numba.njit
+    def run(values, underflow):
+        exponentials(values, underflow)
+
+    underflow = dtype(np.log(np.finfo(dtype).smallest_subnormal) - 1)  # as fused_search passes it
+    x = np.concatenate([np.linspace(-120, 0, 300_000), [underflow, np.nextafter(underflow, 0), -1e-30, 0.0]])
+    x = np.concatenate([x, np.zeros(-len(x) % LANES)]).astype(dtype)
+    y = x.copy()
+    run(y, underflow)
+    exact = np.exp(x.astype(np.longdouble))
+    assert (y[x <= underflow] == 0).all()
+    above = x > underflow
+    # within one unit in the last place of the dtype (subnormal results: of the smallest subnormal)
+    ulp = np.spacing(np.maximum(exact[above], np.finfo(dtype).tiny).astype(dtype)).astype(np.longdouble)
+    assert (np.abs(y[above].astype(np.longdouble) - exact[above]) <= ulp).all()
 
 
 @pytest.mark.parametrize("chunk_elements", [H * W * 2, 3 * H * W * 2 + 5, 1 << 24])

@@ -129,3 +129,29 @@ def test_scores_are_dot_products_of_the_indexed_features():
     expected = (theta[0, :, r, c] * phi[0, :, q // W, q % W]).sum()
     torch.testing.assert_close(scores[0, r, c, k], expected)
     torch.testing.assert_close(scores, match_scores(theta, phi, index))  # chunking changes nothing
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_levels_steps_sharing_the_fused_buffers_equal_steps_with_fresh_ones(dtype, monkeypatch):
+    from pipeline_cocosnet.models import fused_search
+    from pipeline_cocosnet.models.patchmatch import propagation_orders
+
+    if not fused_search.numba_installed():
+        pytest.skip("numba not installed")
+    torch.manual_seed(0)
+    module = PatchMatch(feature_channels=8).to(dtype)
+    g = torch.Generator().manual_seed(4)
+    theta, phi = (normalize_channels(torch.randn(2, 8, H, W, generator=g, dtype=dtype)) for _ in range(2))
+    exemplar = torch.rand(2, 3, H, W, generator=g, dtype=dtype)
+    coarse = torch.randint(0, (H // 2) * (W // 2), (2, H // 2, W // 2), generator=g)
+    offsets = initial_offsets(coarse, (H, W))
+    # one generator per item: some steps split the batch by propagation order, some do not
+    seeds = (0, 1)
+    orders = propagation_orders([torch.Generator().manual_seed(s) for s in seeds], module.iterations, 2)
+    assert any(a != b for a, b in orders) and any(a == b for a, b in orders)
+    with torch.no_grad():
+        shared = module(theta, phi, exemplar, offsets, generator=[torch.Generator().manual_seed(s) for s in seeds])
+        unshared = fused_search.fused_search
+        monkeypatch.setattr(fused_search, "fused_search", lambda *args, workspace=None: unshared(*args))
+        fresh = module(theta, phi, exemplar, offsets, generator=[torch.Generator().manual_seed(s) for s in seeds])
+    assert torch.equal(shared[1], fresh[1]) and torch.equal(shared[0], fresh[0])

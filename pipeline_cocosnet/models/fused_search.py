@@ -64,7 +64,12 @@ def available(theta: torch.Tensor, offsets: torch.Tensor) -> bool:
 
 
 def fused_search(
-    theta: torch.Tensor, phi: torch.Tensor, offsets: torch.Tensor, horizontal_first: bool, temperature: float
+    theta: torch.Tensor,
+    phi: torch.Tensor,
+    offsets: torch.Tensor,
+    horizontal_first: bool,
+    temperature: float,
+    workspace: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One PatchMatch step (propagate along one axis and keep the best K, then along the other), fused.
 
@@ -72,6 +77,11 @@ def fused_search(
     in the same dtype. Returns the kept integer offsets B×h×w×2×K and their probabilities B×h×w×K
     (softmax over the 3K at temperature τ, descending), as ``PatchMatch.search``. The caller
     checks :func:`available` and that every flat index is exact in the dtype.
+
+    ``workspace``: a dict that the steps of one level share. The step's scratch and its two outputs
+    are then kept there and reused by the next step with the same shapes (the outputs: and the
+    same propagation order), which overwrites them: fresh tensors of 48–96 MiB a step at 512² each cost ~12 000
+    page faults. Only for a caller that is done with a step's outputs before the next step.
     """
     b, c, h, w = theta.shape
     k = offsets.shape[-1]
@@ -79,12 +89,22 @@ def fused_search(
     query = theta.detach().permute(0, 2, 3, 1).reshape(b * h * w, c).contiguous().numpy()  # no copy if channels-last
     table = phi.detach().permute(0, 2, 3, 1).reshape(b * h * w, c).contiguous().numpy()
     rows, cols = np.arange(h, dtype=query.dtype), np.arange(w + 1, dtype=query.dtype)
-    # scratch from torch's allocator, not np.empty: numpy asks for transparent huge pages above 4 MiB,
-    # and their zeroing and compaction cost 40–80 ms a 512² step here (docs/cpu-speed.md)
-    index = torch.empty(b * h * w, k, dtype=torch.int64).numpy()
-    kept_scores = torch.empty(b * h * w, k, dtype=dtype).numpy()
-    out_offsets = torch.empty(b, h, w, 2, k, dtype=dtype)
-    out_probs = torch.empty(b, h, w, k, dtype=dtype)
+    def buffer(name: str, shape: tuple[int, ...], dtype: torch.dtype, output: bool = False) -> torch.Tensor:
+        # from torch's allocator, not np.empty: numpy asks for transparent huge pages above 4 MiB,
+        # and their zeroing and compaction cost 40–80 ms a 512² step here (docs/cpu-speed.md)
+        if workspace is None:
+            return torch.empty(shape, dtype=dtype)
+        # outputs per propagation order: a batch split by order runs both before either is consumed
+        key = (name, shape, dtype, horizontal_first if output else None)
+        if key not in workspace:
+            workspace[key] = torch.empty(shape, dtype=dtype)
+        return workspace[key]
+
+    # flat indices within an item: int32 while h·w fits (half the scratch's memory traffic)
+    index = buffer("index", (b * h * w, k), torch.int32 if h * w < 2**31 else torch.int64).numpy()
+    kept_scores = buffer("kept scores", (b * h * w, k), dtype).numpy()
+    out_offsets = buffer("offsets", (b, h, w, 2, k), dtype, output=True)
+    out_probs = buffer("probabilities", (b, h, w, k), dtype, output=True)
     source = offsets.detach().reshape(b * h * w, 2, k).contiguous().numpy()
     tau = query.dtype.type(temperature)
     # below this exponent exp() rounds to exactly 0 in the dtype (half the smallest subnormal)

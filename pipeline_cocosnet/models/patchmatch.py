@@ -8,6 +8,7 @@ Candidates are pixel-major (B×h×w×K indices, B×h×w×2×K offsets; see ``mat
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence, Union
 
 import torch
@@ -136,7 +137,12 @@ class PatchMatch(nn.Module):
 
     @torch.no_grad()
     def search(
-        self, theta: torch.Tensor, phi: torch.Tensor, offsets: torch.Tensor, horizontal_first: bool
+        self,
+        theta: torch.Tensor,
+        phi: torch.Tensor,
+        offsets: torch.Tensor,
+        horizontal_first: bool,
+        workspace: dict | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One PatchMatch step: propagate along one axis and keep the best K, then along the other.
 
@@ -146,9 +152,11 @@ class PatchMatch(nn.Module):
         On the CPU (float32/float64) the step runs fused per pixel (``fused_search``: the same
         equations, one pass over memory per half-step); the tensor operations below are the
         plain form, used on other devices and checked against it by ``tests/test_fast_paths.py``.
+        ``workspace``: a dict shared by the steps of one level, where the fused step keeps its
+        buffers (each step's outputs are overwritten by the next step's: see ``fused_search``).
         """
         if fused_search.available(theta, offsets) and exact_index_arithmetic(*offsets.shape[1:3], offsets.dtype):
-            return fused_search.fused_search(theta, phi, offsets, horizontal_first, self.temperature)
+            return fused_search.fused_search(theta, phi, offsets, horizontal_first, self.temperature, workspace=workspace)
         first, second = (HORIZONTAL, VERTICAL) if horizontal_first else (VERTICAL, HORIZONTAL)
         index = offsets_to_indices(propagate(offsets, first))
         scores = self.score(theta, phi, index)
@@ -197,14 +205,19 @@ class PatchMatch(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.learn_gru):
             # matching runs in float32+, the ConvGRU in the weights' dtype (e.g. fp16 components)
             hidden = self.init_hidden(torch.cat([theta, phi], dim=1).to(self.init_hidden[0].weight.dtype))
+            # the fused CPU step's buffers, reused by every step of this level: a step's outputs
+            # are consumed (by the GRU, or copied back into batch order) before the next step
+            workspace: dict = {}
+            step = functools.partial(self.search, workspace=workspace)
             for horizontal_first in orders:
-                offsets, probs = by_propagation_order(self.search, horizontal_first, theta, phi, offsets)
+                offsets, probs = by_propagation_order(step, horizontal_first, theta, phi, offsets)
                 # pixel-major B×h×w×C is channels-last B×C×h×w: the GRU reads and writes it without copies
                 offset_maps = offsets.flatten(3).permute(0, 3, 1, 2).to(hidden.dtype)  # B×2K×h×w
                 hidden, delta = self.update(hidden, probs.permute(0, 3, 1, 2).to(hidden.dtype), offset_maps)
                 offsets = offsets + delta.permute(0, 2, 3, 1).reshape(offsets.shape).to(offsets.dtype)
                 if on_iteration is not None:
                     on_iteration()
+            workspace.clear()
         index = offsets_to_indices(offsets)
         if self.learn_gru:  # differentiable in the GRU's updates; index only seeds the next level
             return bilinear_warp(theta, phi, exemplar, offsets.permute(0, 3, 4, 1, 2), self.temperature), index
