@@ -17,10 +17,12 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
-_jit = numba.njit(cache=True, nogil=True)
-_jit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+# error_model="numpy": a division by zero gives inf/NaN, as in numpy and torch, instead of Python's
+# ZeroDivisionError, whose test before every division kept the softmax's loops scalar (~5 % of a step)
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+_jit_parallel = numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
 def _score(query, table, p, candidates, first, count, scores):  # pragma: no cover - compiled
     """scores[first + t] = Σ_c query[p, c] · table[candidates[first + t], c] for t < count (any summation order)."""
     zero = query[p, 0] - query[p, 0]
@@ -254,7 +256,7 @@ def _exponentials(values, underflow):  # pragma: no cover - compiled
     return by_polynomial
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
 def _total(values, n):  # pragma: no cover - compiled
     """Σ values[:n] (in any order: a vector sum)."""
     total = values[0] - values[0]
