@@ -349,9 +349,14 @@ def test_candidate_scores_are_differentiable_for_training():
 @pytest.mark.parametrize("activation", [None, "relu", "tanh"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("size", [(2, 2), (5, 7), (16, 12)])
-def test_reflect_conv_without_the_padded_copy_equals_the_plain_equation(activation, dtype, size):
+@pytest.mark.parametrize("strips", [True, False], ids=["strips", "padded-copy"])
+def test_reflect_conv_without_the_padded_copy_equals_the_plain_equation(activation, dtype, size, strips, monkeypatch):
     # act(conv(pad_reflect(x))): the zero-padded convolution with its four border lines recomputed
+    # (on maps this small only when the size threshold is lowered), or the padded copy convolved
+    from pipeline_cocosnet.models import layers
     from pipeline_cocosnet.models.layers import ACTIVATIONS, reflect_conv2d
+
+    monkeypatch.setattr(layers, "REFLECT_STRIPS_MIN_SIDE", {dtype: 0 if strips else 10**9})
 
     g = torch.Generator().manual_seed(11)
     x = torch.randn(2, 6, *size, generator=g).to(dtype).contiguous(memory_format=torch.channels_last)

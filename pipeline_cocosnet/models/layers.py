@@ -64,6 +64,13 @@ def conv2d_activation(
     return ACTIVATIONS[activation](F.conv2d(x, weight, bias, padding=padding))
 
 
+#: the smallest map side (per dtype) where :func:`reflect_conv2d` recomputes the border lines instead
+#: of convolving a reflect-padded copy. Measured on a 2-core AMX Xeon, one 3×3 convolution, copy time /
+#: strip time: float32 0.46 (16², 1024 channels), 0.84–0.94 (64²–128²), 0.99–1.09 (256²), 1.23 (512²);
+#: bf16 0.45, 0.94–1.02, 0.75–1.00, 1.47 (docs/cpu-speed.md)
+REFLECT_STRIPS_MIN_SIDE = {torch.float32: 192, torch.bfloat16: 384}
+
+
 def reflect_conv2d(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None
 ) -> torch.Tensor:
@@ -74,17 +81,23 @@ def reflect_conv2d(
     of x is never made (oneDNN has no reflect padding, and at full resolution the copy cost as much as
     a small convolution): the convolution runs zero-padded over the whole map, which is exact except on
     the four border lines, and those are recomputed from reflect-padded strips of three rows (columns)
-    and written over it. Elsewhere (float64, CUDA, autograd) the plain equation. ``tests/test_fast_paths.py``
+    and written over it — on maps at least ``REFLECT_STRIPS_MIN_SIDE`` on each side; on smaller ones
+    the two strip convolutions cost more than the copy (docs/cpu-speed.md). Elsewhere (float64, CUDA, autograd) the plain equation. ``tests/test_fast_paths.py``
     checks both agree.
     """
     if not _fused_activation_supported(x, weight) or torch.is_autocast_enabled("cpu"):  # autocast: its own dtypes
         out = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias)
         return out if activation is None else ACTIVATIONS[activation](out)
+    h, w = x.shape[-2:]
+    if min(h, w) < REFLECT_STRIPS_MIN_SIDE[x.dtype]:  # the strips' two extra convolutions cost more than the copy
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        if activation is None:
+            return F.conv2d(padded, weight, bias)
+        return conv2d_activation(padded, weight, bias, (0, 0), activation)
     if activation is None:
         out = F.conv2d(x, weight, bias, padding=1)
     else:
         out = conv2d_activation(x, weight, bias, (1, 1), activation)
-    h, w = x.shape[-2:]
     # rows −1, 0, 1 and h−2, h−1, h: the windows of output rows 0 and h−1 (stride 3 picks just those two)
     rows = F.pad(x[:, :, [1, 0, 1, h - 2, h - 1, h - 2], :], (1, 1, 0, 0), mode="reflect")
     cols = F.pad(x[:, :, :, [1, 0, 1, w - 2, w - 1, w - 2]], (0, 0, 1, 1), mode="reflect")
