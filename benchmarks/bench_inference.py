@@ -95,7 +95,7 @@ def run_once(correspondence, translator, inputs, sync) -> tuple[dict[str, float]
     if label.device.type == "cpu":
         from pipeline_cocosnet.models import heap
 
-        heap.return_freed_memory()
+        heap.before_translator(translator.dtype.itemsize)
     image = translator(label, warps)
     mark("translator")
     times["total"] = last - start

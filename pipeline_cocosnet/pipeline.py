@@ -679,7 +679,7 @@ class CoCosNetPipeline(DiffusionPipeline):
             )  # fmt: skip
             del features  # θ/φ and the encoders' maps of every level: freed before the translator runs
             if device.type == "cpu":
-                heap.return_freed_memory()  # the matching's freed heap back to the OS before the translator's peak
+                heap.before_translator(self.translator.dtype.itemsize)  # float32: the matching's freed heap back to the OS
             images = self.translator(label, warps)
             progress.update()
         self.maybe_free_model_hooks()

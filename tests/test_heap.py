@@ -29,3 +29,12 @@ def test_freed_heap_pages_go_back_to_the_os():
 def test_without_glibc_it_is_a_no_op(monkeypatch):
     monkeypatch.setattr(heap, "_libc", lambda: None)
     heap.return_freed_memory()
+
+
+@pytest.mark.parametrize(("element_size", "trims"), [(4, True), (8, True), (2, False)])
+def test_before_the_translator_only_wide_dtypes_return_the_heap(element_size, trims, monkeypatch):
+    # float32/float64: the large peak, returned; bf16/fp16: kept for the translator to reuse
+    calls = []
+    monkeypatch.setattr(heap, "return_freed_memory", lambda: calls.append(1))
+    heap.before_translator(element_size)
+    assert bool(calls) == trims
