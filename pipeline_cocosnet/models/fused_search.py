@@ -79,8 +79,8 @@ def fused_search(
     checks :func:`available` and that every flat index is exact in the dtype.
 
     ``workspace``: a dict that the steps of one level share. The step's scratch and its two outputs
-    are then kept there and reused by the next step with the same shapes (the outputs: and the
-    same propagation order), which overwrites them: fresh tensors of 48–96 MiB a step at 512² each cost ~12 000
+    are then kept there and reused by the next step with the same shapes (the outputs: and the same
+    propagation order), which overwrites them; fresh tensors (80 MiB a step at 512²) cost ~20 000
     page faults. Only for a caller that is done with a step's outputs before the next step.
     """
     b, c, h, w = theta.shape
@@ -89,6 +89,7 @@ def fused_search(
     query = theta.detach().permute(0, 2, 3, 1).reshape(b * h * w, c).contiguous().numpy()  # no copy if channels-last
     table = phi.detach().permute(0, 2, 3, 1).reshape(b * h * w, c).contiguous().numpy()
     rows, cols = np.arange(h, dtype=query.dtype), np.arange(w + 1, dtype=query.dtype)
+
     def buffer(name: str, shape: tuple[int, ...], dtype: torch.dtype, output: bool = False) -> torch.Tensor:
         # from torch's allocator, not np.empty: numpy asks for transparent huge pages above 4 MiB,
         # and their zeroing and compaction cost 40–80 ms a 512² step here (docs/cpu-speed.md)

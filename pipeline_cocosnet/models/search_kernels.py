@@ -71,9 +71,10 @@ def _prefetch_row(typingctx, table, row):  # pragma: no cover - compiled
     def codegen(context, builder, sig, args):
         array = context.make_array(sig.args[0])(context, builder, args[0])
         i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
-        stride = builder.extract_value(array.strides, 0)
-        start = builder.add(builder.ptrtoint(array.data, i64), builder.mul(builder.sext(args[1], i64) if args[1].type.width < 64 else args[1], stride))
-        last_byte = builder.sub(builder.extract_value(array.strides, 0), ir.Constant(i64, 1))
+        stride = builder.extract_value(array.strides, 0)  # one row's bytes
+        row = builder.sext(args[1], i64) if args[1].type.width < 64 else args[1]
+        start = builder.add(builder.ptrtoint(array.data, i64), builder.mul(row, stride))
+        last_byte = builder.sub(stride, ir.Constant(i64, 1))
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8"
         )
@@ -177,7 +178,6 @@ def keep_best(scores, n, rank, kept):  # pragma: no cover - compiled
 _F32 = np.float32
 _LOG2E, _LN2_HIGH, _LN2_LOW = _F32(1.44269504088896341), _F32(0.693359375), _F32(-2.12194440e-4)
 _EXP_POLYNOMIAL = tuple(_F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
-_ONE, _HALF, _ZERO = _F32(1), _F32(0.5), _F32(0)
 
 
 @intrinsic
@@ -282,9 +282,10 @@ def _softmax_of_kept(scores, n, kept, temperature, underflow, exps, out):  # pra
 
 @_jit
 def _pixel_scratch(theta, k):  # pragma: no cover - compiled
-    """One thread's per-pixel work arrays (reused for every pixel of a tile): 3K scores (θ's dtype), their candidate indices and ranks, K + 1 kept positions.
+    """One thread's per-pixel work arrays, reused for every pixel of a tile.
 
-    Scores and ranks are rounded up to whole vectors of LANES for ``keep_best``.
+    3K scores (θ's dtype), their candidate indices and ranks, K + 1 kept positions; scores and ranks
+    rounded up to whole vectors of LANES for ``keep_best``.
     """
     padded = (3 * k + LANES - 1) // LANES * LANES
     return (
@@ -300,7 +301,7 @@ def first_half(theta, phi, offsets, vertical, h, w, rows, cols, out_index, out_s
 
     theta, phi: (B·h·w)×C pixel tables; offsets: (B·h·w)×2×K; rows, cols: 0..h−1 and 0..w in
     the offsets' dtype (the index arithmetic stays in that dtype, as in ``offsets_to_indices``).
-    Writes out_index ((B·h·w)×K, int64: flat indices within the item) and out_scores.
+    Writes out_index ((B·h·w)×K, int32 or int64: flat indices within the item) and out_scores.
     """
     k = offsets.shape[2]
     zero, last_row, last_col, width = rows[0], rows[h - 1], cols[w - 1], cols[w]
