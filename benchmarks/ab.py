@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: one PatchMatch search step, run inside a tree (its own package on sys.path first); prints JSON
 SEARCH_SNIPPET = r"""
-import json, sys, time, resource, torch, torch.nn.functional as F
+import inspect, json, sys, time, resource, torch, torch.nn.functional as F
 sys.path.insert(0, ".")
 from pipeline_cocosnet.models.layers import normalize_channels
 from pipeline_cocosnet.models.patchmatch import PatchMatch, initial_offsets
@@ -56,7 +56,6 @@ offsets = initial_offsets((rows * coarse_size + cols).unsqueeze(0), (size, size)
 offsets = offsets + torch.rand(offsets.shape, generator=g) - 0.5  # fractional, as after a GRU update
 module = PatchMatch(channels).eval()
 # a level's steps share the buffers of the fused step, where the tree has them (as PatchMatch.forward)
-import inspect
 shared = {{"workspace": {{}}}} if "workspace" in inspect.signature(module.search).parameters else {{}}
 times = []
 with torch.inference_mode():

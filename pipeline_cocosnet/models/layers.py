@@ -82,22 +82,21 @@ def reflect_conv2d(
     a small convolution): the convolution runs zero-padded over the whole map, which is exact except on
     the four border lines, and those are recomputed from reflect-padded strips of three rows (columns)
     and written over it — on maps at least ``REFLECT_STRIPS_MIN_SIDE`` on each side; on smaller ones
-    the two strip convolutions cost more than the copy (docs/cpu-speed.md). Elsewhere (float64, CUDA, autograd) the plain equation. ``tests/test_fast_paths.py``
-    checks both agree.
+    the two strip convolutions cost more than the copy (docs/cpu-speed.md). Elsewhere (float64, CUDA,
+    autograd) the plain equation. ``tests/test_fast_paths.py`` checks both agree.
     """
     if not _fused_activation_supported(x, weight) or torch.is_autocast_enabled("cpu"):  # autocast: its own dtypes
         out = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias)
         return out if activation is None else ACTIVATIONS[activation](out)
     h, w = x.shape[-2:]
-    if min(h, w) < REFLECT_STRIPS_MIN_SIDE[x.dtype]:  # the strips' two extra convolutions cost more than the copy
-        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        if activation is None:
-            return F.conv2d(padded, weight, bias)
-        return conv2d_activation(padded, weight, bias, (0, 0), activation)
+    strips = min(h, w) >= REFLECT_STRIPS_MIN_SIDE[x.dtype]  # below, two extra convolutions cost more than the copy
+    source, padding = (x, (1, 1)) if strips else (F.pad(x, (1, 1, 1, 1), mode="reflect"), (0, 0))
     if activation is None:
-        out = F.conv2d(x, weight, bias, padding=1)
+        out = F.conv2d(source, weight, bias, padding=padding)
     else:
-        out = conv2d_activation(x, weight, bias, (1, 1), activation)
+        out = conv2d_activation(source, weight, bias, padding, activation)
+    if not strips:
+        return out
     # rows −1, 0, 1 and h−2, h−1, h: the windows of output rows 0 and h−1 (stride 3 picks just those two)
     rows = F.pad(x[:, :, [1, 0, 1, h - 2, h - 1, h - 2], :], (1, 1, 0, 0), mode="reflect")
     cols = F.pad(x[:, :, :, [1, 0, 1, w - 2, w - 1, w - 2]], (0, 0, 1, 1), mode="reflect")

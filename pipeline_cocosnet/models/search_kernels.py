@@ -63,6 +63,19 @@ def _tile_origin(tile, h, w):  # pragma: no cover - compiled
     return tile // per_item, (rest // across) * TILE, (rest % across) * TILE
 
 
+def _as_i64(builder, value):
+    """An LLVM integer widened to i64 (Numba passes int32 or int64 indices)."""
+    return builder.sext(value, ir.IntType(64)) if value.type.width < 64 else value
+
+
+def _broadcast(builder, value, vector):
+    """A vector of type ``vector`` with ``value`` in every lane."""
+    i32 = ir.IntType(32)
+    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
+    zeros = ir.Constant(ir.VectorType(i32, vector.count), [0] * vector.count)
+    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
+
+
 @intrinsic
 def _prefetch_row(typingctx, table, row):  # pragma: no cover - compiled
     """Ask the cache for row ``row`` of a C-contiguous 2-D table (its first and last byte): a hint, no result."""
@@ -72,8 +85,7 @@ def _prefetch_row(typingctx, table, row):  # pragma: no cover - compiled
         array = context.make_array(sig.args[0])(context, builder, args[0])
         i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
         stride = builder.extract_value(array.strides, 0)  # one row's bytes
-        row = builder.sext(args[1], i64) if args[1].type.width < 64 else args[1]
-        start = builder.add(builder.ptrtoint(array.data, i64), builder.mul(row, stride))
+        start = builder.add(builder.ptrtoint(array.data, i64), builder.mul(_as_i64(builder, args[1]), stride))
         last_byte = builder.sub(stride, ir.Constant(i64, 1))
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8"
@@ -121,24 +133,18 @@ def _rank_block(typingctx, scores, n, first, rank):  # pragma: no cover - compil
         floats = ir.VectorType(context.get_data_type(sig.args[0].dtype), LANES)
         ints = ir.VectorType(context.get_data_type(sig.args[3].dtype), LANES)
         lanes = ir.VectorType(i32, LANES)
-
-        def splat(value, vector):
-            one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
-            return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), ir.Constant(lanes, [0] * LANES))
-
-        first = builder.sext(first_value, i64) if first_value.type.width < 64 else first_value
-        n = builder.sext(n_value, i64) if n_value.type.width < 64 else n_value
+        first, n = _as_i64(builder, first_value), _as_i64(builder, n_value)
         block = builder.load(builder.bitcast(builder.gep(values, [first]), floats.as_pointer()), align=1)
         total = cgutils.alloca_once_value(builder, ir.Constant(ints, [0] * LANES))
 
         def count(start, stop, ahead):
             with cgutils.for_range_slice(builder, start, stop, ir.Constant(i64, 1), intp=i64) as (u, _):
-                s_u = splat(builder.load(builder.gep(values, [u])), floats)
+                s_u = _broadcast(builder, builder.load(builder.gep(values, [u])), floats)
                 builder.store(builder.add(builder.load(total), builder.zext(ahead(u, s_u), ints)), total)
 
         def within_block(u, s_u):  # an equal score counts from an earlier lane only
             earlier = builder.icmp_signed(
-                "<", splat(builder.trunc(builder.sub(u, first), i32), lanes), ir.Constant(lanes, list(range(LANES)))
+                "<", _broadcast(builder, builder.trunc(builder.sub(u, first), i32), lanes), ir.Constant(lanes, list(range(LANES)))
             )
             equal = builder.and_(builder.fcmp_ordered("==", s_u, block), earlier)
             return builder.or_(builder.fcmp_ordered(">", s_u, block), equal)
@@ -192,10 +198,9 @@ def _exp_block(typingctx, values, first, underflow):  # pragma: no cover - compi
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-        floats, ints = ir.VectorType(f32, LANES), ir.VectorType(i32, LANES)
+        floats, ints = ir.VectorType(ir.FloatType(), LANES), ir.VectorType(ir.IntType(32), LANES)
 
-        def splat(value, vector=floats):
+        def constant(value, vector=floats):
             return ir.Constant(vector, [value] * LANES)
 
         def call(name, *operands):
@@ -204,26 +209,23 @@ def _exp_block(typingctx, values, first, underflow):  # pragma: no cover - compi
             )
             return builder.call(function, operands)
 
-        start = builder.sext(args[1], i64) if args[1].type.width < 64 else args[1]
-        pointer = builder.bitcast(builder.gep(data, [start]), floats.as_pointer())
+        pointer = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), floats.as_pointer())
         x = builder.load(pointer, align=1)
-        lowest = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(floats, ir.Undefined), args[2], ir.Constant(i32, 0)),
-            ir.Constant(floats, ir.Undefined), ir.Constant(ints, [0] * LANES),
-        )
+        lowest = _broadcast(builder, args[2], floats)
         kept = builder.fcmp_ordered(">", x, lowest)
         clamped = call("maxnum", x, lowest)
-        m = call("floor", builder.fadd(builder.fmul(clamped, splat(float(_LOG2E))), splat(0.5)))
-        r = builder.fsub(builder.fsub(clamped, builder.fmul(m, splat(float(_LN2_HIGH)))), builder.fmul(m, splat(float(_LN2_LOW))))
-        polynomial = splat(float(_EXP_POLYNOMIAL[0]))
+        m = call("floor", builder.fadd(builder.fmul(clamped, constant(float(_LOG2E))), constant(0.5)))
+        r = builder.fsub(clamped, builder.fmul(m, constant(float(_LN2_HIGH))))
+        r = builder.fsub(r, builder.fmul(m, constant(float(_LN2_LOW))))
+        polynomial = constant(float(_EXP_POLYNOMIAL[0]))
         for coefficient in _EXP_POLYNOMIAL[1:]:
-            polynomial = builder.fadd(builder.fmul(polynomial, r), splat(float(coefficient)))
-        e_r = builder.fadd(builder.fadd(builder.fmul(polynomial, builder.fmul(r, r)), r), splat(1.0))
+            polynomial = builder.fadd(builder.fmul(polynomial, r), constant(float(coefficient)))
+        e_r = builder.fadd(builder.fadd(builder.fmul(polynomial, builder.fmul(r, r)), r), constant(1.0))
         exponent = builder.fptosi(m, ints)
-        half = builder.ashr(exponent, splat(1, ints))
-        bits = lambda e: builder.bitcast(builder.shl(builder.add(e, splat(127, ints)), splat(23, ints)), floats)
+        half = builder.ashr(exponent, constant(1, ints))
+        bits = lambda e: builder.bitcast(builder.shl(builder.add(e, constant(127, ints)), constant(23, ints)), floats)
         result = builder.fmul(builder.fmul(e_r, bits(half)), bits(builder.sub(exponent, half)))
-        builder.store(builder.select(kept, result, splat(0.0)), pointer, align=1)
+        builder.store(builder.select(kept, result, constant(0.0)), pointer, align=1)
         return context.get_dummy_value()
 
     return signature, codegen
